@@ -1,0 +1,68 @@
+import type { FleetParsed } from './schema.js';
+import type { Fleet, FleetOverrides } from './types.js';
+
+export interface RuleProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+export function normalize(parsed: FleetParsed, source: string, overrides: FleetOverrides): Fleet {
+  const { $schema: _schema, nodes, ...rest } = parsed;
+  let fleetNodes = nodes.map((node) => ({
+    name: node.name,
+    host: node.host ?? node.name,
+    port: node.port,
+    user: node.user,
+    lbServer: node.lbServer ?? node.name,
+    vars: node.vars,
+  }));
+  if (overrides.nodes?.length) {
+    const wanted = new Set(overrides.nodes);
+    fleetNodes = fleetNodes.filter((node) => wanted.has(node.name));
+  }
+  const rollout = { ...rest.rollout };
+  if (overrides.batchSize !== undefined) {
+    rollout.batchSize = /^\d+$/.test(overrides.batchSize) ? Number(overrides.batchSize) : overrides.batchSize;
+  }
+  return { ...rest, rollout, nodes: fleetNodes, source };
+}
+
+/** Rules that span fields; each problem names its path. */
+export function checkRules(fleet: Fleet, overrides: FleetOverrides): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  const seen = new Map<string, number>();
+  fleet.nodes.forEach((node, index) => {
+    const first = seen.get(node.name);
+    if (first !== undefined) {
+      problems.push({ path: ['nodes', index, 'name'], message: `duplicate node name "${node.name}" (also nodes[${first}])` });
+    }
+    seen.set(node.name, index);
+  });
+  for (const name of overrides.nodes ?? []) {
+    if (!seen.has(name)) problems.push({ path: ['--nodes'], message: `no node named "${name}" in the config` });
+  }
+  const { batchSize, maxFailures } = fleet.rollout;
+  if (batchSize === 0 || batchSize === '0%') {
+    problems.push({ path: ['rollout', 'batchSize'], message: 'must be at least 1 (or a percentage above 0%)' });
+  }
+  if (typeof batchSize === 'string' && !/^\d{1,3}(\.\d+)?%$/.test(batchSize)) {
+    problems.push({ path: ['rollout', 'batchSize'], message: `expected a count like 2 or a percentage like 25%, got "${batchSize}"` });
+  }
+  for (const value of [batchSize, maxFailures]) {
+    if (typeof value === 'string' && parseFloat(value) > 100) {
+      problems.push({ path: ['rollout', value === batchSize ? 'batchSize' : 'maxFailures'], message: 'a percentage cannot exceed 100%' });
+    }
+  }
+  fleet.drain.probes.forEach((probe, index) => {
+    if (probe.type === 'lb-sessions' && fleet.loadBalancer.type === 'none') {
+      problems.push({ path: ['drain', 'probes', index], message: 'lb-sessions needs a loadBalancer (type is none)' });
+    }
+  });
+  if (fleet.loadBalancer.type === 'haproxy' && fleet.loadBalancer.host && fleet.transport.type !== 'ssh') {
+    problems.push({ path: ['loadBalancer', 'host'], message: 'reaching the load balancer host needs transport type ssh' });
+  }
+  if (fleet.drain.onDeadline === 'escalate' && fleet.drain.escalation.length === 0) {
+    problems.push({ path: ['drain', 'escalation'], message: 'onDeadline is escalate but no escalation step is given' });
+  }
+  return problems;
+}

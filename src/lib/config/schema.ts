@@ -1,0 +1,222 @@
+import { z } from 'zod';
+import { duration } from './duration.js';
+import {
+  absolutePath,
+  countOrPercent,
+  hostname,
+  lbName,
+  localPath,
+  nodeName,
+  port,
+  signalName,
+  unitName,
+} from './fields.js';
+
+/** Shell command written by the operator. Values templated into it ({node}, {host}…) are quoted. */
+const shellTemplate = z.string().min(1, 'expected a command');
+
+const transport = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('local') }).strict(),
+  z
+    .object({
+      type: z.literal('ssh'),
+      user: z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name').optional(),
+      port: port.default(22),
+      identityFile: localPath.optional(),
+      /** Name of the environment variable holding the key's passphrase. */
+      passphraseEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+      agent: z.boolean().default(true),
+      knownHosts: localPath.default('~/.ssh/known_hosts'),
+      hostKeyPolicy: z.enum(['strict', 'accept-new', 'off']).default('strict'),
+      maxSessions: z.number().int().min(1).max(64).default(8),
+      connectTimeout: duration.default('10s'),
+    })
+    .strict(),
+]);
+
+const service = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('systemd'),
+      unit: unitName,
+      signal: signalName.default('TERM'),
+      /** systemctl kill --kill-whom: the main process only, or every process of the unit. */
+      killWhom: z.enum(['main', 'all']).default('main'),
+      /** Prefix systemctl with `sudo -n` for non-root SSH users. */
+      sudo: z.boolean().default(false),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('command'),
+      signal: signalName.default('TERM'),
+      /** Prints the main PID of the running service; empty output or a non-zero exit means not running. */
+      status: shellTemplate,
+      /** Sends {signal} to the service (default: kill -s {signal} {pid}). */
+      kill: shellTemplate.default('kill -s {signal} {pid}'),
+      restart: shellTemplate,
+    })
+    .strict(),
+]);
+
+const haproxyAddress = z.union([
+  absolutePath,
+  z.string().regex(/^tcp:[A-Za-z0-9.-]+:\d{1,5}$/, 'expected a unix socket path or tcp:host:port'),
+]);
+
+const loadBalancer = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }).strict(),
+  z
+    .object({
+      type: z.literal('haproxy'),
+      /** Runtime API: a unix socket path or `tcp:host:port`. */
+      socket: haproxyAddress,
+      /** Reach a unix socket on this host over SSH (same transport settings as the nodes); omit for local. */
+      host: hostname.optional(),
+      backend: lbName,
+      /** States set on deregister, in order (haproxy: `set server B/S state …`). */
+      deregisterStates: z.array(z.enum(['drain', 'maint'])).min(1).default(['drain', 'maint']),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('command'),
+      deregister: shellTemplate,
+      register: shellTemplate,
+      /**
+       * Prints the node's LB state as `up`, `down`, `drain`, `maint` or `absent`, optionally followed by
+       * the number of active sessions: `drain 3`.
+       */
+      state: shellTemplate,
+    })
+    .strict(),
+]);
+
+const httpProbe = z
+  .object({
+    type: z.literal('http'),
+    url: z.string().regex(/^https?:\/\//, 'expected an http:// or https:// URL (templates like {host} allowed)'),
+    method: z.enum(['GET', 'HEAD']).default('GET'),
+    expectStatus: z.union([z.number().int(), z.array(z.number().int()).min(1)]).default(200),
+    bodyContains: z.string().optional(),
+    /** A JSON field (dot path) and the value it must equal, e.g. {path: inflight, equals: 0}. */
+    json: z.object({ path: z.string().min(1), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).strict().optional(),
+    /** For drain probes: an endpoint that no longer answers counts as drained. */
+    unreachableIsPass: z.boolean().default(false),
+    insecure: z.boolean().default(false),
+    timeout: duration.default('2s'),
+  })
+  .strict();
+
+const tcpProbe = z
+  .object({ type: z.literal('tcp'), host: z.string().optional(), port, timeout: duration.default('2s') })
+  .strict();
+
+const socketFileProbe = z
+  .object({ type: z.literal('socket-file'), path: absolutePath, state: z.enum(['absent', 'present']).default('absent') })
+  .strict();
+
+const connectionsProbe = z
+  .object({
+    type: z.literal('connections'),
+    /** Passes when no established TCP connection has this local port (from `ss` on the node). */
+    port,
+  })
+  .strict();
+
+const processExitedProbe = z.object({ type: z.literal('process-exited') }).strict();
+const lbSessionsProbe = z.object({ type: z.literal('lb-sessions') }).strict();
+const commandProbe = z
+  .object({ type: z.literal('command'), command: shellTemplate, timeout: duration.default('10s') })
+  .strict();
+
+export const drainProbe = z.discriminatedUnion('type', [
+  httpProbe,
+  tcpProbe,
+  socketFileProbe,
+  connectionsProbe,
+  processExitedProbe,
+  lbSessionsProbe,
+  commandProbe,
+]);
+export const healthProbe = z.discriminatedUnion('type', [httpProbe, tcpProbe, commandProbe]);
+
+const escalationStep = z.object({ signal: signalName, deadline: duration }).strict();
+
+const node = z
+  .object({
+    name: nodeName,
+    host: hostname.optional(),
+    port: port.optional(),
+    user: z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name').optional(),
+    /** The server's name in the load balancer (default: the node name). */
+    lbServer: lbName.optional(),
+    /** Values for templates: {vars.NAME}. */
+    vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.union([z.string(), z.number()])).default({}),
+  })
+  .strict();
+
+export const fleetSchema = z
+  .object({
+    $schema: z.string().optional(),
+    name: nodeName.default('fleet'),
+    transport: transport.default({ type: 'local' }),
+    service,
+    loadBalancer: loadBalancer.default({ type: 'none' }),
+    drain: z
+      .object({
+        probes: z.array(drainProbe).default([{ type: 'process-exited' }]),
+        interval: duration.default('200ms'),
+        deadline: duration.default('30s'),
+        /** At the drain deadline: escalate through `escalation`, or halt the rollout leaving the node out. */
+        onDeadline: z.enum(['escalate', 'halt']).default('escalate'),
+        escalation: z
+          .array(escalationStep)
+          .default([
+            { signal: 'TERM', deadline: '10s' },
+            { signal: 'KILL', deadline: '5s' },
+          ]),
+      })
+      .strict()
+      .default({}),
+    health: z
+      .object({
+        probes: z.array(healthProbe).default([]),
+        consecutive: z.number().int().min(1).max(1000).default(3),
+        interval: duration.default('500ms'),
+      })
+      .strict()
+      .default({}),
+    deadlines: z
+      .object({
+        command: duration.default('30s'),
+        deregister: duration.default('30s'),
+        lbDrain: duration.default('60s'),
+        restart: duration.default('60s'),
+        verify: duration.default('60s'),
+        register: duration.default('60s'),
+        rollout: duration.default('1h'),
+      })
+      .strict()
+      .default({}),
+    rollout: z
+      .object({
+        batchSize: countOrPercent.default(1),
+        /** Size of a first, separate batch. */
+        canary: z.number().int().min(0).default(0),
+        /** Minimum time a node stays healthy after re-registration before the next batch. */
+        settle: duration.default('0s'),
+        /** Nodes that may fail before the rollout halts (0: halt at the first failure). */
+        maxFailures: countOrPercent.default(0),
+      })
+      .strict()
+      .default({}),
+    nodes: z.array(node).min(1, 'expected at least one node'),
+  })
+  .strict();
+
+export type FleetInput = z.input<typeof fleetSchema>;
+export type FleetParsed = z.output<typeof fleetSchema>;
+export type DrainProbe = z.output<typeof drainProbe>;
+export type HealthProbe = z.output<typeof healthProbe>;
+export type HttpProbe = z.output<typeof httpProbe>;

@@ -1,0 +1,54 @@
+import type { StepName } from '../plan/types.js';
+import type { ProcessIdentity } from '../service/types.js';
+
+export const EVENT_SCHEMA_VERSION = 1;
+
+export type NodeOutcome = 'done' | 'failed' | 'skipped' | 'interrupted';
+
+export interface NodeReport {
+  node: string;
+  outcome: NodeOutcome;
+  /** Whether the load balancer has the node in rotation at the end. */
+  inRotation: boolean;
+  /** Milliseconds spent in each step that ran. */
+  phases: Partial<Record<StepName, number>>;
+  escalations: string[];
+  oldProcess?: ProcessIdentity;
+  newProcess?: ProcessIdentity;
+  reason?: string;
+  /** What a human should do about this node, if anything. */
+  action?: string;
+}
+
+export type RolloutStatus = 'ok' | 'failed' | 'preflight-refused' | 'deadline' | 'interrupted';
+
+export interface RolloutReport {
+  fleet: string;
+  status: RolloutStatus;
+  startedAt: string;
+  durationMs: number;
+  nodes: NodeReport[];
+  /** Nodes left out of rotation, by name: never silent. */
+  outOfRotation: string[];
+  problems: string[];
+}
+
+/** Every event a rollout emits; renderers handle each kind (see output/). */
+export type RolloutEvent =
+  | { kind: 'rollout-start'; fleet: string; nodes: string[]; batches: string[][] }
+  | { kind: 'preflight'; node: string; ok: boolean; detail: string }
+  | { kind: 'preflight-end'; ok: boolean; problems: string[] }
+  | { kind: 'batch-start'; batch: number; canary: boolean; nodes: string[] }
+  | { kind: 'step-start'; node: string; step: StepName; detail: string }
+  | { kind: 'step-progress'; node: string; step: StepName; detail: string }
+  | { kind: 'step-end'; node: string; step: StepName; ok: boolean; durationMs: number; detail: string }
+  | { kind: 'escalation'; node: string; signal: string; stillInFlight: string }
+  | { kind: 'node-end'; node: string; outcome: NodeOutcome; inRotation: boolean; durationMs: number; reason?: string }
+  | { kind: 'batch-end'; batch: number; failed: string[] }
+  | { kind: 'interrupt'; signal: string; count: number; detail: string }
+  | { kind: 'warning'; node?: string; message: string }
+  | { kind: 'rollout-end'; report: RolloutReport };
+
+export type EventKind = RolloutEvent['kind'];
+export type Stamped<E extends RolloutEvent = RolloutEvent> = E & { v: number; time: string };
+export type EmitEvent = (event: RolloutEvent) => void;

@@ -1,0 +1,58 @@
+import type { FleetNode, ServiceConfig } from '../config/types.js';
+import type { SignalName } from '../config/fields.js';
+import { fail, type Outcome, type Result } from '../outcome.js';
+import type { RemoteCommand } from '../transport/types.js';
+import { runCommand } from './run-command.js';
+import type { ProcessIdentity, ServiceCommands, ServiceContext, ServiceManager, ServiceState } from './types.js';
+
+type SystemdConfig = Extract<ServiceConfig, { type: 'systemd' }>;
+
+/** Properties read with `systemctl show` (systemd.exec(5), org.freedesktop.systemd1(5)). */
+const PROPERTIES = ['ActiveState', 'SubState', 'MainPID', 'ExecMainStartTimestampMonotonic'];
+
+export function parseSystemctlShow(text: string): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1).trim();
+  }
+  return props;
+}
+
+export function serviceStateFromShow(props: Record<string, string>): ServiceState {
+  const pid = Number(props.MainPID ?? 0);
+  const detail = `${props.ActiveState ?? '?'}/${props.SubState ?? '?'}`;
+  if (props.ActiveState === 'active' && pid > 0) {
+    return { running: true, identity: { pid, startTime: props.ExecMainStartTimestampMonotonic ?? '' }, detail: `${detail} pid ${pid}` };
+  }
+  return { running: false, detail };
+}
+
+export function createSystemdManager(config: SystemdConfig): ServiceManager {
+  const systemctl = (...args: string[]): RemoteCommand => ({
+    argv: config.sudo ? ['sudo', '-n', 'systemctl', ...args] : ['systemctl', ...args],
+  });
+  const commands = (_node: FleetNode): ServiceCommands => ({
+    status: systemctl('show', ...PROPERTIES.map((p) => `--property=${p}`), config.unit),
+    signal: (signal: SignalName) => systemctl('kill', `--signal=SIG${signal}`, `--kill-whom=${config.killWhom}`, config.unit),
+    restart: systemctl('restart', config.unit),
+  });
+
+  return {
+    commands,
+    async status(ctx: ServiceContext): Promise<Result<ServiceState>> {
+      const result = await runCommand(ctx.transport, commands(ctx.node).status, ctx.signal, ctx.timeoutMs);
+      if (!result.outcome.ok) return result.outcome;
+      const props = parseSystemctlShow(result.stdout);
+      if (props.ActiveState === undefined) return fail(`systemctl show ${config.unit} printed no ActiveState`);
+      return { ok: true, value: serviceStateFromShow(props) };
+    },
+    async sendSignal(ctx: ServiceContext, signal: SignalName, _identity?: ProcessIdentity): Promise<Outcome> {
+      // systemd targets the unit's current main process itself, so no PID from us can go stale here.
+      return (await runCommand(ctx.transport, commands(ctx.node).signal(signal), ctx.signal, ctx.timeoutMs)).outcome;
+    },
+    async restart(ctx: ServiceContext): Promise<Outcome> {
+      return (await runCommand(ctx.transport, commands(ctx.node).restart, ctx.signal, ctx.timeoutMs)).outcome;
+    },
+  };
+}

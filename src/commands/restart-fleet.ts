@@ -12,18 +12,42 @@ Output is a live view on a terminal, plain timestamped lines when stdout is not 
 Exit codes: 0 ok, 1 rollout failed, 2 usage or config error, 3 preflight refused, 4 lock held, 5 deadline passed, 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.`;
 
   static override examples = [
-    { description: 'Preview every batch, step and command; touches nothing.', command: '<%= config.bin %> <%= command.id %> -c fleet.yaml --dry-run' },
-    { description: 'Roll the fleet, one node at a time.', command: '<%= config.bin %> <%= command.id %> -c fleet.yaml' },
-    { description: 'Roll two nodes only, from a CI job, as JSON events.', command: '<%= config.bin %> <%= command.id %> -c fleet.yaml --nodes web1,web2 --yes --json' },
-    { description: 'Two nodes at a time.', command: '<%= config.bin %> <%= command.id %> -c fleet.yaml --batch-size 2' },
+    {
+      description: 'Preview every batch, step and command; touches nothing.',
+      command: '<%= config.bin %> <%= command.id %> -c fleet.yaml --dry-run',
+    },
+    {
+      description: 'Roll the fleet, one node at a time.',
+      command: '<%= config.bin %> <%= command.id %> -c fleet.yaml',
+    },
+    {
+      description: 'Roll two nodes only, from a CI job, as JSON events.',
+      command: '<%= config.bin %> <%= command.id %> -c fleet.yaml --nodes web1,web2 --yes --json',
+    },
+    {
+      description: 'Two nodes at a time.',
+      command: '<%= config.bin %> <%= command.id %> -c fleet.yaml --batch-size 2',
+    },
   ];
 
   static override flags = {
     config: Flags.string({ char: 'c', summary: 'Fleet config file (YAML).', default: 'fleet.yaml' }),
-    nodes: Flags.string({ summary: 'Only these nodes (comma-separated names).', delimiter: ',', multiple: true }),
-    'batch-size': Flags.string({ summary: 'Nodes per batch: a count (2) or a percentage (25%). Overrides rollout.batchSize.' }),
-    'dry-run': Flags.boolean({ summary: 'Print the plan with exact commands and deadlines; connect to nothing.', default: false }),
-    json: Flags.boolean({ summary: 'One JSON event per line on stdout; the last line is the report.', default: false }),
+    nodes: Flags.string({
+      summary: 'Only these nodes (comma-separated names).',
+      delimiter: ',',
+      multiple: true,
+    }),
+    'batch-size': Flags.string({
+      summary: 'Nodes per batch: a count (2) or a percentage (25%). Overrides rollout.batchSize.',
+    }),
+    'dry-run': Flags.boolean({
+      summary: 'Print the plan with exact commands and deadlines; connect to nothing.',
+      default: false,
+    }),
+    json: Flags.boolean({
+      summary: 'One JSON event per line on stdout; the last line is the report.',
+      default: false,
+    }),
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation on a terminal.', default: false }),
   };
 

@@ -10,7 +10,8 @@ import { createLocalTransport } from './transport/local.js';
 import { createSshTransport } from './transport/ssh.js';
 import type { Transport } from './transport/types.js';
 
-export const expandHome = (path: string): string => (path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path);
+export const expandHome = (path: string): string =>
+  path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
 
 /** OpenSSH's default identities, in its order (ssh(1) -i). */
 const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
@@ -30,7 +31,8 @@ export function buildFleetParts(fleet: Fleet, emit: EmitEvent): FleetParts {
   const open = (name: string, host: string, port?: number, user?: string): Transport => {
     const config = fleet.transport;
     if (config.type === 'local') return createLocalTransport(name);
-    const identity = config.identityFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).find((k) => existsSync(expandHome(k)));
+    const identity =
+      config.identityFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).find((k) => existsSync(expandHome(k)));
     return createSshTransport({
       node: name,
       host,
@@ -51,7 +53,8 @@ export function buildFleetParts(fleet: Fleet, emit: EmitEvent): FleetParts {
     if (!transport) transports.set(key, (transport = make()));
     return transport;
   };
-  const transportFor = (node: FleetNode) => cached(`node:${node.name}`, () => open(node.name, node.host, node.port, node.user));
+  const transportFor = (node: FleetNode) =>
+    cached(`node:${node.name}`, () => open(node.name, node.host, node.port, node.user));
   const lb = createLoadBalancer(fleet.loadBalancer, {
     local: cached('controller', () => createLocalTransport('controller')),
     transportTo: (host) => cached(`lb:${host}`, () => open(host, host)),

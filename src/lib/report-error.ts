@@ -1,5 +1,5 @@
 import chalk from 'chalk';
-import { ExitCode, GracerollError } from './exit-codes.js';
+import { GracerollError, type ExitCode } from './exit-codes.js';
 
 /** Prints an error as plain lines (no stack trace for expected errors) and returns its exit code. */
 export function reportError(error: unknown, stderr: NodeJS.WriteStream): ExitCode {

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { FleetOverrides } from './config/types.js';
 import { loadFleet } from './config/load-config.js';
-import { EVENT_SCHEMA_VERSION, type RolloutEvent, type RolloutReport, type Stamped } from './engine/events.js';
+import { EVENT_SCHEMA_VERSION, type RolloutEvent, type RolloutReport } from './engine/events.js';
 import { runRollout } from './engine/run-rollout.js';
 import { ExitCode } from './exit-codes.js';
 import { buildFleetParts } from './fleet-parts.js';
@@ -39,7 +39,11 @@ export function exitCodeFor(report: RolloutReport, signalExit: ExitCode | undefi
   }
 }
 
-async function confirm(question: string, stdin: NodeJS.ReadStream, stderr: NodeJS.WriteStream): Promise<boolean> {
+async function confirm(
+  question: string,
+  stdin: NodeJS.ReadStream,
+  stderr: NodeJS.WriteStream,
+): Promise<boolean> {
   const rl = createInterface({ input: stdin, output: stderr });
   try {
     return /^y(es)?$/i.test((await rl.question(question)).trim());
@@ -55,17 +59,27 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
   configureColor(outputEnv);
   const fleet = await loadFleet(options.configPath, options.overrides);
 
-  let renderer: Renderer | undefined;
-  const emit = (event: RolloutEvent) => renderer?.handle({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), ...event } as Stamped);
+  // Events before the renderer exists (none are emitted during planning) would be dropped.
+  const sink: { renderer?: Renderer } = {};
+  const emit = (event: RolloutEvent) =>
+    sink.renderer?.handle({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), ...event });
   const parts = buildFleetParts(fleet, emit);
   const plan = planRollout(fleet, parts);
 
   if (options.dryRun) {
-    stdout.write(options.json ? `${JSON.stringify({ v: EVENT_SCHEMA_VERSION, kind: 'plan', plan })}\n` : `${formatPlan(plan)}\n`);
+    stdout.write(
+      options.json
+        ? `${JSON.stringify({ v: EVENT_SCHEMA_VERSION, kind: 'plan', plan })}\n`
+        : `${formatPlan(plan)}\n`,
+    );
     return ExitCode.ok;
   }
   if (!options.yes && process.stdin.isTTY && !options.json) {
-    const go = await confirm(`Roll ${fleet.nodes.length} node(s) of ${fleet.name} in ${plan.batches.length} batch(es)? [y/N] `, process.stdin, stderr);
+    const go = await confirm(
+      `Roll ${fleet.nodes.length} node(s) of ${fleet.name} in ${plan.batches.length} batch(es)? [y/N] `,
+      process.stdin,
+      stderr,
+    );
     if (!go) {
       stderr.write('Nothing was touched.\n');
       return ExitCode.ok;
@@ -74,11 +88,18 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
 
   const write = (text: string) => stdout.write(text);
   const mode = chooseOutputMode(outputEnv);
-  renderer = mode === 'json' ? createJsonRenderer(write) : mode === 'plain' ? createPlainRenderer(write) : createLiveRenderer(plan, write);
+  const renderer =
+    mode === 'json'
+      ? createJsonRenderer(write)
+      : mode === 'plain'
+        ? createPlainRenderer(write)
+        : createLiveRenderer(plan, write);
+  sink.renderer = renderer;
   const signals = ownSignals((signal, count) => {
-    const detail = count === 1
-      ? 'finishing the nodes in flight, starting no new ones (send again to cut their waits short)'
-      : 'cutting waits short; nodes in flight are put back if healthy, otherwise reported';
+    const detail =
+      count === 1
+        ? 'finishing the nodes in flight, starting no new ones (send again to cut their waits short)'
+        : 'cutting waits short; nodes in flight are put back if healthy, otherwise reported';
     emit({ kind: 'interrupt', signal, count, detail });
     if (mode === 'tty') stderr.write(`\n${signal}: ${detail}\n`);
   });

@@ -1,7 +1,11 @@
 import type { RolloutControl } from './engine/types.js';
 import { ExitCode } from './exit-codes.js';
 
-const SIGNAL_EXIT: Record<string, ExitCode> = { SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated, SIGHUP: ExitCode.interruptedHup };
+const SIGNAL_EXIT: Record<string, ExitCode> = {
+  SIGINT: ExitCode.interrupted,
+  SIGTERM: ExitCode.terminated,
+  SIGHUP: ExitCode.interruptedHup,
+};
 
 export interface SignalOwner {
   control: RolloutControl;

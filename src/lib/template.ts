@@ -5,7 +5,13 @@ export type TemplateValues = Record<string, string | number | undefined>;
 
 /** The values a node offers to templates: {node}, {host}, {port}, {lbServer}, {vars.NAME}. */
 export function nodeValues(node: FleetNode, extra: TemplateValues = {}): TemplateValues {
-  const values: TemplateValues = { node: node.name, host: node.host, port: node.port, lbServer: node.lbServer, ...extra };
+  const values: TemplateValues = {
+    node: node.name,
+    host: node.host,
+    port: node.port,
+    lbServer: node.lbServer,
+    ...extra,
+  };
   for (const [key, value] of Object.entries(node.vars)) values[`vars.${key}`] = value;
   return values;
 }

@@ -20,13 +20,14 @@ export function formatDuration(ms: number): string {
 }
 
 /** A zod field for a duration written as `500ms`, `30s`, `2m`; the parsed value is milliseconds. */
-export const duration = z
-  .union([z.string(), z.number()])
-  .transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a duration like 500ms, 30s or 2m, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `expected a duration like 500ms, 30s or 2m, got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});

@@ -7,13 +7,12 @@ import { z } from 'zod';
  * gets as far as a transport.
  */
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
-export const hostname = z
-  .string()
-  .refine((value) => HOSTNAME.test(value) || isIP(value) !== 0, {
-    message: 'expected a hostname or an IP address',
-  });
+export const hostname = z.string().refine((value) => HOSTNAME.test(value) || isIP(value) !== 0, {
+  message: 'expected a hostname or an IP address',
+});
 
 export const nodeName = z
   .string()
@@ -38,8 +37,21 @@ export const localPath = z
   .min(1);
 
 export const SIGNALS = [
-  'HUP', 'INT', 'QUIT', 'ABRT', 'KILL', 'USR1', 'USR2', 'PIPE', 'ALRM', 'TERM', 'CONT', 'STOP', 'TSTP',
-  'WINCH', 'PWR',
+  'HUP',
+  'INT',
+  'QUIT',
+  'ABRT',
+  'KILL',
+  'USR1',
+  'USR2',
+  'PIPE',
+  'ALRM',
+  'TERM',
+  'CONT',
+  'STOP',
+  'TSTP',
+  'WINCH',
+  'PWR',
 ] as const;
 export type SignalName = (typeof SIGNALS)[number];
 

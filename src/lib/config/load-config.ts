@@ -30,11 +30,15 @@ function nodeAt(root: YamlNode | null, path: readonly (string | number)[]): Yaml
 }
 
 function describeIssue(issue: ZodIssue): string {
-  if (issue.code === 'invalid_type' && issue.received === 'undefined') return `required (expected ${issue.expected})`;
+  if (issue.code === 'invalid_type' && issue.received === 'undefined')
+    return `required (expected ${issue.expected})`;
   if (issue.code === 'invalid_type') return `expected ${issue.expected}, got ${issue.received}`;
-  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
-  if (issue.code === 'invalid_union_discriminator') return `expected type to be one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}`;
-  if (issue.code === 'invalid_enum_value') return `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(issue.received)}`;
+  if (issue.code === 'unrecognized_keys')
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+  if (issue.code === 'invalid_union_discriminator')
+    return `expected type to be one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}`;
+  if (issue.code === 'invalid_enum_value')
+    return `expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(issue.received)}`;
   return issue.message;
 }
 
@@ -60,7 +64,9 @@ export function parseFleet(
     throw new GracerollError(problems, ExitCode.usage);
   }
   const fleet = normalize(parsed.data, source, overrides);
-  const problems = checkRules(fleet, overrides).map((p) => `${locate(p.path)}: ${formatPath(p.path)}: ${p.message}`);
+  const problems = checkRules(fleet, overrides).map(
+    (p) => `${locate(p.path)}: ${formatPath(p.path)}: ${p.message}`,
+  );
   if (problems.length) throw new GracerollError(problems, ExitCode.usage);
   return fleet;
 }

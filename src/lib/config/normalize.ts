@@ -34,35 +34,57 @@ export function checkRules(fleet: Fleet, overrides: FleetOverrides): RuleProblem
   fleet.nodes.forEach((node, index) => {
     const first = seen.get(node.name);
     if (first !== undefined) {
-      problems.push({ path: ['nodes', index, 'name'], message: `duplicate node name "${node.name}" (also nodes[${first}])` });
+      problems.push({
+        path: ['nodes', index, 'name'],
+        message: `duplicate node name "${node.name}" (also nodes[${first}])`,
+      });
     }
     seen.set(node.name, index);
   });
   for (const name of overrides.nodes ?? []) {
-    if (!seen.has(name)) problems.push({ path: ['--nodes'], message: `no node named "${name}" in the config` });
+    if (!seen.has(name))
+      problems.push({ path: ['--nodes'], message: `no node named "${name}" in the config` });
   }
   const { batchSize, maxFailures } = fleet.rollout;
   if (batchSize === 0 || batchSize === '0%') {
-    problems.push({ path: ['rollout', 'batchSize'], message: 'must be at least 1 (or a percentage above 0%)' });
+    problems.push({
+      path: ['rollout', 'batchSize'],
+      message: 'must be at least 1 (or a percentage above 0%)',
+    });
   }
   if (typeof batchSize === 'string' && !/^\d{1,3}(\.\d+)?%$/.test(batchSize)) {
-    problems.push({ path: ['rollout', 'batchSize'], message: `expected a count like 2 or a percentage like 25%, got "${batchSize}"` });
+    problems.push({
+      path: ['rollout', 'batchSize'],
+      message: `expected a count like 2 or a percentage like 25%, got "${batchSize}"`,
+    });
   }
   for (const value of [batchSize, maxFailures]) {
     if (typeof value === 'string' && parseFloat(value) > 100) {
-      problems.push({ path: ['rollout', value === batchSize ? 'batchSize' : 'maxFailures'], message: 'a percentage cannot exceed 100%' });
+      problems.push({
+        path: ['rollout', value === batchSize ? 'batchSize' : 'maxFailures'],
+        message: 'a percentage cannot exceed 100%',
+      });
     }
   }
   fleet.drain.probes.forEach((probe, index) => {
     if (probe.type === 'lb-sessions' && fleet.loadBalancer.type === 'none') {
-      problems.push({ path: ['drain', 'probes', index], message: 'lb-sessions needs a loadBalancer (type is none)' });
+      problems.push({
+        path: ['drain', 'probes', index],
+        message: 'lb-sessions needs a loadBalancer (type is none)',
+      });
     }
   });
   if (fleet.loadBalancer.type === 'haproxy' && fleet.loadBalancer.host && fleet.transport.type !== 'ssh') {
-    problems.push({ path: ['loadBalancer', 'host'], message: 'reaching the load balancer host needs transport type ssh' });
+    problems.push({
+      path: ['loadBalancer', 'host'],
+      message: 'reaching the load balancer host needs transport type ssh',
+    });
   }
   if (fleet.drain.onDeadline === 'escalate' && fleet.drain.escalation.length === 0) {
-    problems.push({ path: ['drain', 'escalation'], message: 'onDeadline is escalate but no escalation step is given' });
+    problems.push({
+      path: ['drain', 'escalation'],
+      message: 'onDeadline is escalate but no escalation step is given',
+    });
   }
   return problems;
 }

@@ -20,11 +20,17 @@ const transport = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('ssh'),
-      user: z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name').optional(),
+      user: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name')
+        .optional(),
       port: port.default(22),
       identityFile: localPath.optional(),
       /** Name of the environment variable holding the key's passphrase. */
-      passphraseEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+      passphraseEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+        .optional(),
       agent: z.boolean().default(true),
       knownHosts: localPath.default('~/.ssh/known_hosts'),
       hostKeyPolicy: z.enum(['strict', 'accept-new', 'off']).default('strict'),
@@ -75,7 +81,10 @@ const loadBalancer = z.discriminatedUnion('type', [
       host: hostname.optional(),
       backend: lbName,
       /** States set on deregister, in order (haproxy: `set server B/S state …`). */
-      deregisterStates: z.array(z.enum(['drain', 'maint'])).min(1).default(['drain', 'maint']),
+      deregisterStates: z
+        .array(z.enum(['drain', 'maint']))
+        .min(1)
+        .default(['drain', 'maint']),
     })
     .strict(),
   z
@@ -95,12 +104,17 @@ const loadBalancer = z.discriminatedUnion('type', [
 const httpProbe = z
   .object({
     type: z.literal('http'),
-    url: z.string().regex(/^https?:\/\//, 'expected an http:// or https:// URL (templates like {host} allowed)'),
+    url: z
+      .string()
+      .regex(/^https?:\/\//, 'expected an http:// or https:// URL (templates like {host} allowed)'),
     method: z.enum(['GET', 'HEAD']).default('GET'),
     expectStatus: z.union([z.number().int(), z.array(z.number().int()).min(1)]).default(200),
     bodyContains: z.string().optional(),
     /** A JSON field (dot path) and the value it must equal, e.g. {path: inflight, equals: 0}. */
-    json: z.object({ path: z.string().min(1), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).strict().optional(),
+    json: z
+      .object({ path: z.string().min(1), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) })
+      .strict()
+      .optional(),
     /** For drain probes: an endpoint that no longer answers counts as drained. */
     unreachableIsPass: z.boolean().default(false),
     insecure: z.boolean().default(false),
@@ -113,7 +127,11 @@ const tcpProbe = z
   .strict();
 
 const socketFileProbe = z
-  .object({ type: z.literal('socket-file'), path: absolutePath, state: z.enum(['absent', 'present']).default('absent') })
+  .object({
+    type: z.literal('socket-file'),
+    path: absolutePath,
+    state: z.enum(['absent', 'present']).default('absent'),
+  })
   .strict();
 
 const connectionsProbe = z
@@ -148,11 +166,16 @@ const node = z
     name: nodeName,
     host: hostname.optional(),
     port: port.optional(),
-    user: z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name').optional(),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name')
+      .optional(),
     /** The server's name in the load balancer (default: the node name). */
     lbServer: lbName.optional(),
     /** Values for templates: {vars.NAME}. */
-    vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.union([z.string(), z.number()])).default({}),
+    vars: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.union([z.string(), z.number()]))
+      .default({}),
   })
   .strict();
 
@@ -170,12 +193,10 @@ export const fleetSchema = z
         deadline: duration.default('30s'),
         /** At the drain deadline: escalate through `escalation`, or halt the rollout leaving the node out. */
         onDeadline: z.enum(['escalate', 'halt']).default('escalate'),
-        escalation: z
-          .array(escalationStep)
-          .default([
-            { signal: 'TERM', deadline: '10s' },
-            { signal: 'KILL', deadline: '5s' },
-          ]),
+        escalation: z.array(escalationStep).default([
+          { signal: 'TERM', deadline: '10s' },
+          { signal: 'KILL', deadline: '5s' },
+        ]),
       })
       .strict()
       .default({}),

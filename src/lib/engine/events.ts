@@ -43,7 +43,14 @@ export type RolloutEvent =
   | { kind: 'step-progress'; node: string; step: StepName; detail: string }
   | { kind: 'step-end'; node: string; step: StepName; ok: boolean; durationMs: number; detail: string }
   | { kind: 'escalation'; node: string; signal: string; stillInFlight: string }
-  | { kind: 'node-end'; node: string; outcome: NodeOutcome; inRotation: boolean; durationMs: number; reason?: string }
+  | {
+      kind: 'node-end';
+      node: string;
+      outcome: NodeOutcome;
+      inRotation: boolean;
+      durationMs: number;
+      reason?: string;
+    }
   | { kind: 'batch-end'; batch: number; failed: string[] }
   | { kind: 'interrupt'; signal: string; count: number; detail: string }
   | { kind: 'warning'; node?: string; message: string }

@@ -20,11 +20,14 @@ async function checkNode(node: FleetNode, parts: EngineParts, signal: AbortSigna
     lb.state(node, signal),
   ]);
   if (!state.ok) problems.push(`${node.name}: cannot read the service state: ${state.reason}`);
-  else if (!state.value.running) problems.push(`${node.name}: service is not running (${state.value.detail})`);
+  else if (!state.value.running)
+    problems.push(`${node.name}: service is not running (${state.value.detail})`);
   if (!health.ok) problems.push(`${node.name}: unhealthy: ${health.reason}`);
   if (!lbState.ok) problems.push(`${node.name}: load balancer: ${lbState.reason}`);
-  else if (lbState.value.state === 'absent') problems.push(`${node.name}: the load balancer has no server named "${node.lbServer}"`);
-  else if (lbState.value.state !== 'up') problems.push(`${node.name}: the load balancer reports it ${lbState.value.state}, not up`);
+  else if (lbState.value.state === 'absent')
+    problems.push(`${node.name}: the load balancer has no server named "${node.lbServer}"`);
+  else if (lbState.value.state !== 'up')
+    problems.push(`${node.name}: the load balancer reports it ${lbState.value.state}, not up`);
   return problems;
 }
 
@@ -35,7 +38,12 @@ export async function preflight(parts: EngineParts, signal: AbortSignal): Promis
     parts.fleet.nodes.map((node) =>
       limit(async () => {
         const problems = await checkNode(node, parts, signal);
-        parts.emit({ kind: 'preflight', node: node.name, ok: problems.length === 0, detail: problems.join('; ') || 'ready' });
+        parts.emit({
+          kind: 'preflight',
+          node: node.name,
+          ok: problems.length === 0,
+          detail: problems.join('; ') || 'ready',
+        });
         return problems;
       }),
     ),

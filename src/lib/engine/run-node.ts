@@ -14,9 +14,12 @@ import { waitUntil, type WaitOutcome } from './wait.js';
 class StepFailed extends Error {}
 
 const describeWait = (wait: WaitOutcome & { ok: false }, deadlineMs: number) =>
-  wait.why === 'aborted' ? `cut short (${wait.lastReason})` : `not within ${formatDuration(deadlineMs)}: ${wait.lastReason}`;
+  wait.why === 'aborted'
+    ? `cut short (${wait.lastReason})`
+    : `not within ${formatDuration(deadlineMs)}: ${wait.lastReason}`;
 
-const sameProcess = (a: ProcessIdentity, b: ProcessIdentity) => a.pid === b.pid && a.startTime === b.startTime;
+const sameProcess = (a: ProcessIdentity, b: ProcessIdentity) =>
+  a.pid === b.pid && a.startTime === b.startTime;
 
 /** How long restoring a node may take after the rollout was cut short. */
 const RESTORE_DEADLINE_MS = 15_000;
@@ -30,12 +33,24 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
   const { fleet, service, lb, emit } = parts;
   const transport = parts.transportFor(node);
   const hasLb = lb.type !== 'none';
-  const report: NodeReport = { node: node.name, outcome: 'done', inRotation: true, phases: {}, escalations: [] };
+  const report: NodeReport = {
+    node: node.name,
+    outcome: 'done',
+    inRotation: true,
+    phases: {},
+    escalations: [],
+  };
   const started = performance.now();
   const timeoutMs = fleet.deadlines.command;
   const serviceCtx = (signal: AbortSignal): ServiceContext => ({ transport, node, signal, timeoutMs });
   const probeCtx = (signal: AbortSignal, oldIdentity?: ProcessIdentity): ProbeContext => ({
-    node, transport, service, lb, oldIdentity, signal, commandTimeoutMs: timeoutMs,
+    node,
+    transport,
+    service,
+    lb,
+    oldIdentity,
+    signal,
+    commandTimeoutMs: timeoutMs,
   });
 
   const step = async (name: StepName, detail: string, body: () => Promise<string>): Promise<void> => {
@@ -59,18 +74,43 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
   const must = (outcome: Outcome, what: string): void => {
     if (!outcome.ok) throw new StepFailed(`${what}: ${outcome.reason}`);
   };
-  const wait = async (check: (signal: AbortSignal) => Promise<Outcome>, deadlineMs: number, what: string, intervalMs = 200, consecutive = 1, progressStep?: StepName) => {
+  const wait = async (
+    check: (signal: AbortSignal) => Promise<Outcome>,
+    deadlineMs: number,
+    what: string,
+    intervalMs = 200,
+    consecutive = 1,
+    progressStep?: StepName,
+  ) => {
     const outcome = await waitUntil(check, {
-      intervalMs, deadlineMs, signal: abort, consecutive,
-      onCheck: progressStep ? (o, streak) => emit({ kind: 'step-progress', node: node.name, step: progressStep, detail: o.ok ? `${streak}/${consecutive} ok` : o.reason }) : undefined,
+      intervalMs,
+      deadlineMs,
+      signal: abort,
+      consecutive,
+      onCheck: progressStep
+        ? (o, streak) =>
+            emit({
+              kind: 'step-progress',
+              node: node.name,
+              step: progressStep,
+              detail: o.ok ? `${streak}/${consecutive} ok` : o.reason,
+            })
+        : undefined,
     });
     if (!outcome.ok) throw new StepFailed(`${what} ${describeWait(outcome, deadlineMs)}`);
     return outcome;
   };
-  const lbState = async (want: (state: LbServerStateName) => boolean, signal: AbortSignal): Promise<Outcome> => {
+  const lbState = async (
+    want: (state: LbServerStateName) => boolean,
+    signal: AbortSignal,
+  ): Promise<Outcome> => {
     const state = await lb.state(node, signal);
     if (!state.ok) return state;
-    return want(state.value.state) ? OK : fail(`load balancer reports ${state.value.state}${state.value.sessions !== undefined ? ` with ${state.value.sessions} sessions` : ''}`);
+    return want(state.value.state)
+      ? OK
+      : fail(
+          `load balancer reports ${state.value.state}${state.value.sessions !== undefined ? ` with ${state.value.sessions} sessions` : ''}`,
+        );
   };
 
   let deregistered = false;
@@ -80,17 +120,28 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
       await step('deregister', 'out of rotation', async () => {
         deregistered = true;
         must(await lb.deregister(node, abort), 'deregister');
-        await wait((s) => lbState((st) => !inRotation(st), s), fleet.deadlines.deregister, 'load balancer still has the node in rotation');
+        await wait(
+          (s) => lbState((st) => !inRotation(st), s),
+          fleet.deadlines.deregister,
+          'load balancer still has the node in rotation',
+        );
         report.inRotation = false;
         return 'out of rotation';
       });
       await step('lb-drain', 'waiting for 0 sessions', async () => {
-        await wait(async (s) => {
-          const state = await lb.state(node, s);
-          if (!state.ok) return state;
-          const sessions = state.value.sessions ?? 0;
-          return sessions === 0 ? OK : fail(`${sessions} active sessions`);
-        }, fleet.deadlines.lbDrain, 'load balancer sessions did not reach 0', 200, 1, 'lb-drain');
+        await wait(
+          async (s) => {
+            const state = await lb.state(node, s);
+            if (!state.ok) return state;
+            const sessions = state.value.sessions ?? 0;
+            return sessions === 0 ? OK : fail(`${sessions} active sessions`);
+          },
+          fleet.deadlines.lbDrain,
+          'load balancer sessions did not reach 0',
+          200,
+          1,
+          'lb-drain',
+        );
         return '0 sessions';
       });
     }
@@ -98,21 +149,34 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
     await step('signal', `SIG${fleet.service.signal}`, async () => {
       const state = await service.status(serviceCtx(abort));
       must(state, 'reading service state');
-      if (!state.ok || !state.value.running) throw new StepFailed('the service is not running, so there is nothing to signal');
+      if (!state.ok || !state.value.running)
+        throw new StepFailed('the service is not running, so there is nothing to signal');
       oldIdentity = state.value.identity;
       report.oldProcess = oldIdentity;
-      must(await service.sendSignal(serviceCtx(abort), fleet.service.signal, oldIdentity), `sending SIG${fleet.service.signal}`);
+      must(
+        await service.sendSignal(serviceCtx(abort), fleet.service.signal, oldIdentity),
+        `sending SIG${fleet.service.signal}`,
+      );
       return `SIG${fleet.service.signal} sent to pid ${oldIdentity.pid}`;
     });
 
     let drainFailure: string | undefined;
     await step('drain', fleet.drain.probes.map((p) => p.type).join(', '), async () => {
       const outcome = await waitUntil((s) => runProbes(fleet.drain.probes, probeCtx(s, oldIdentity)), {
-        intervalMs: fleet.drain.interval, deadlineMs: fleet.drain.deadline, signal: abort,
-        onCheck: (o) => emit({ kind: 'step-progress', node: node.name, step: 'drain', detail: o.ok ? 'drained' : o.reason }),
+        intervalMs: fleet.drain.interval,
+        deadlineMs: fleet.drain.deadline,
+        signal: abort,
+        onCheck: (o) =>
+          emit({
+            kind: 'step-progress',
+            node: node.name,
+            step: 'drain',
+            detail: o.ok ? 'drained' : o.reason,
+          }),
       });
       if (outcome.ok) return `drained in ${formatDuration(outcome.elapsedMs)}`;
-      if (outcome.why === 'aborted' || fleet.drain.onDeadline === 'halt') throw new StepFailed(`did not drain ${describeWait(outcome, fleet.drain.deadline)}`);
+      if (outcome.why === 'aborted' || fleet.drain.onDeadline === 'halt')
+        throw new StepFailed(`did not drain ${describeWait(outcome, fleet.drain.deadline)}`);
       drainFailure = outcome.lastReason;
       return `not drained within ${formatDuration(fleet.drain.deadline)}: ${outcome.lastReason}`;
     });
@@ -123,15 +187,25 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
         for (const escalation of fleet.drain.escalation) {
           emit({ kind: 'escalation', node: node.name, signal: `SIG${escalation.signal}`, stillInFlight });
           report.escalations.push(`SIG${escalation.signal}: ${stillInFlight}`);
-          must(await service.sendSignal(serviceCtx(abort), escalation.signal, oldIdentity), `sending SIG${escalation.signal}`);
-          const exited = await waitUntil((s) => runProbe({ type: 'process-exited' }, probeCtx(s, oldIdentity)), {
-            intervalMs: fleet.drain.interval, deadlineMs: escalation.deadline, signal: abort,
-          });
+          must(
+            await service.sendSignal(serviceCtx(abort), escalation.signal, oldIdentity),
+            `sending SIG${escalation.signal}`,
+          );
+          const exited = await waitUntil(
+            (s) => runProbe({ type: 'process-exited' }, probeCtx(s, oldIdentity)),
+            {
+              intervalMs: fleet.drain.interval,
+              deadlineMs: escalation.deadline,
+              signal: abort,
+            },
+          );
           if (exited.ok) return `exited after SIG${escalation.signal}`;
           if (exited.why === 'aborted') throw new StepFailed(`escalation cut short (${exited.lastReason})`);
           stillInFlight = exited.lastReason;
         }
-        throw new StepFailed(`still running after ${fleet.drain.escalation.map((e) => `SIG${e.signal}`).join(', ')}: ${stillInFlight}`);
+        throw new StepFailed(
+          `still running after ${fleet.drain.escalation.map((e) => `SIG${e.signal}`).join(', ')}: ${stillInFlight}`,
+        );
       });
     }
 
@@ -141,21 +215,36 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
     });
 
     await step('verify', `new process + ${fleet.health.consecutive} healthy probes`, async () => {
-      await wait(async (s) => {
-        const state = await service.status(serviceCtx(s));
-        if (!state.ok) return state;
-        if (!state.value.running) return fail(`service is ${state.value.detail}`);
-        if (oldIdentity && sameProcess(state.value.identity, oldIdentity)) return fail(`still the old process (pid ${oldIdentity.pid})`);
-        report.newProcess = state.value.identity;
-        return runProbes(fleet.health.probes, probeCtx(s));
-      }, fleet.deadlines.verify, 'not healthy', fleet.health.interval, fleet.health.consecutive, 'verify');
+      await wait(
+        async (s) => {
+          const state = await service.status(serviceCtx(s));
+          if (!state.ok) return state;
+          if (!state.value.running) return fail(`service is ${state.value.detail}`);
+          if (oldIdentity && sameProcess(state.value.identity, oldIdentity))
+            return fail(`still the old process (pid ${oldIdentity.pid})`);
+          report.newProcess = state.value.identity;
+          return runProbes(fleet.health.probes, probeCtx(s));
+        },
+        fleet.deadlines.verify,
+        'not healthy',
+        fleet.health.interval,
+        fleet.health.consecutive,
+        'verify',
+      );
       return `pid ${report.newProcess?.pid} healthy ${fleet.health.consecutive}× in a row`;
     });
 
     if (hasLb) {
       await step('register', 'back into rotation', async () => {
         must(await lb.register(node, abort), 'register');
-        await wait((s) => lbState((st) => st === 'up', s), fleet.deadlines.register, 'load balancer does not report the node up', 200, 1, 'register');
+        await wait(
+          (s) => lbState((st) => st === 'up', s),
+          fleet.deadlines.register,
+          'load balancer does not report the node up',
+          200,
+          1,
+          'register',
+        );
         report.inRotation = true;
         deregistered = false;
         return 'up in the load balancer';
@@ -167,7 +256,11 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
         const until = performance.now() + fleet.rollout.settle;
         while (performance.now() < until) {
           must(await runProbes(fleet.health.probes, probeCtx(abort)), 'unhealthy while settling');
-          await waitUntil(() => Promise.resolve(fail('settling')), { intervalMs: fleet.health.interval, deadlineMs: Math.max(1, Math.min(fleet.health.interval, until - performance.now())), signal: abort });
+          await waitUntil(() => Promise.resolve(fail('settling')), {
+            intervalMs: fleet.health.interval,
+            deadlineMs: Math.max(1, Math.min(fleet.health.interval, until - performance.now())),
+            signal: abort,
+          });
           if (abort.aborted) throw new StepFailed('settle cut short');
         }
         return 'stayed healthy';
@@ -179,7 +272,14 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
     report.reason = error.message;
     if (deregistered) await restoreIfHealthy(node, parts, report, oldIdentity, abort.aborted);
   }
-  emit({ kind: 'node-end', node: node.name, outcome: report.outcome, inRotation: report.inRotation, durationMs: performance.now() - started, reason: report.reason });
+  emit({
+    kind: 'node-end',
+    node: node.name,
+    outcome: report.outcome,
+    inRotation: report.inRotation,
+    durationMs: performance.now() - started,
+    reason: report.reason,
+  });
   return report;
 }
 
@@ -188,7 +288,13 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
  * the one that was signalled and its health probes pass; otherwise it stays out and is named.
  * A failed node (not interrupted) is never restored: the operator must look at it first.
  */
-async function restoreIfHealthy(node: FleetNode, parts: EngineParts, report: NodeReport, oldIdentity: ProcessIdentity | undefined, interrupted: boolean): Promise<void> {
+async function restoreIfHealthy(
+  node: FleetNode,
+  parts: EngineParts,
+  report: NodeReport,
+  oldIdentity: ProcessIdentity | undefined,
+  interrupted: boolean,
+): Promise<void> {
   const out = (why: string) => {
     report.inRotation = false;
     report.action = `${node.name} is OUT of rotation (${why}); check it, then rerun with --nodes ${node.name} or put it back in the load balancer by hand`;
@@ -197,14 +303,26 @@ async function restoreIfHealthy(node: FleetNode, parts: EngineParts, report: Nod
   const signal = AbortSignal.timeout(RESTORE_DEADLINE_MS);
   const transport = parts.transportFor(node);
   const state = await parts.service.status({ transport, node, signal, timeoutMs: RESTORE_DEADLINE_MS });
-  if (!state.ok || !state.value.running) return out(`service not running${state.ok ? '' : `: ${state.reason}`}`);
+  if (!state.ok || !state.value.running)
+    return out(`service not running${state.ok ? '' : `: ${state.reason}`}`);
   if (oldIdentity && sameProcess(state.value.identity, oldIdentity) && report.phases.signal !== undefined) {
     return out('the signalled process is still draining');
   }
-  const health = await runProbes(parts.fleet.health.probes, { node, transport, service: parts.service, lb: parts.lb, signal, commandTimeoutMs: RESTORE_DEADLINE_MS });
+  const health = await runProbes(parts.fleet.health.probes, {
+    node,
+    transport,
+    service: parts.service,
+    lb: parts.lb,
+    signal,
+    commandTimeoutMs: RESTORE_DEADLINE_MS,
+  });
   if (!health.ok) return out(`unhealthy: ${health.reason}`);
   const registered = await parts.lb.register(node, signal);
   if (!registered.ok) return out(`re-registering failed: ${registered.reason}`);
   report.inRotation = true;
-  parts.emit({ kind: 'warning', node: node.name, message: `${node.name} was healthy and is back in rotation after the interruption` });
+  parts.emit({
+    kind: 'warning',
+    node: node.name,
+    message: `${node.name} was healthy and is back in rotation after the interruption`,
+  });
 }

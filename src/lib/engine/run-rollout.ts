@@ -8,7 +8,11 @@ import type { EngineParts, RolloutControl } from './types.js';
  * Executes a plan: preflight (read-only, refuses on any problem), then batch by batch. Halts when the
  * failure budget is spent, when `control.stop` fires (no new nodes), or when the rollout deadline passes.
  */
-export async function runRollout(plan: RolloutPlan, parts: EngineParts, control: RolloutControl): Promise<RolloutReport> {
+export async function runRollout(
+  plan: RolloutPlan,
+  parts: EngineParts,
+  control: RolloutControl,
+): Promise<RolloutReport> {
   const startedAt = new Date();
   const started = performance.now();
   const deadline = AbortSignal.timeout(plan.rolloutDeadlineMs);
@@ -17,7 +21,12 @@ export async function runRollout(plan: RolloutPlan, parts: EngineParts, control:
   const reports = new Map<string, NodeReport>();
   const problems: string[] = [];
 
-  emit({ kind: 'rollout-start', fleet: plan.fleet, nodes: plan.nodes.map((n) => n.node.name), batches: plan.batches.map((b) => b.nodes) });
+  emit({
+    kind: 'rollout-start',
+    fleet: plan.fleet,
+    nodes: plan.nodes.map((n) => n.node.name),
+    batches: plan.batches.map((b) => b.nodes),
+  });
 
   const preflightProblems = await preflight(parts, abort);
   emit({ kind: 'preflight-end', ok: preflightProblems.length === 0, problems: preflightProblems });
@@ -37,7 +46,9 @@ export async function runRollout(plan: RolloutPlan, parts: EngineParts, control:
       failures += results.filter((r) => r.outcome === 'failed').length;
       emit({ kind: 'batch-end', batch: batch.index, failed });
       if (failures > plan.maxFailures) {
-        problems.push(`halted: ${failures} failed node${failures > 1 ? 's' : ''} (budget ${plan.maxFailures})`);
+        problems.push(
+          `halted: ${failures} failed node${failures > 1 ? 's' : ''} (budget ${plan.maxFailures})`,
+        );
         break;
       }
     }
@@ -49,7 +60,16 @@ export async function runRollout(plan: RolloutPlan, parts: EngineParts, control:
     else if (anyFailed) status = 'failed';
   }
 
-  const nodes = plan.nodes.map(({ node }) => reports.get(node.name) ?? { node: node.name, outcome: 'skipped' as const, inRotation: true, phases: {}, escalations: [] });
+  const nodes = plan.nodes.map(
+    ({ node }) =>
+      reports.get(node.name) ?? {
+        node: node.name,
+        outcome: 'skipped' as const,
+        inRotation: true,
+        phases: {},
+        escalations: [],
+      },
+  );
   const report: RolloutReport = {
     fleet: plan.fleet,
     status,

@@ -19,7 +19,10 @@ export interface WaitOptions {
  * Polls `check` until it passes `consecutive` times in a row, the deadline passes or the signal aborts.
  * Each check receives a signal that also fires at the deadline, so a slow check cannot overrun it.
  */
-export async function waitUntil(check: (signal: AbortSignal) => Promise<Outcome>, options: WaitOptions): Promise<WaitOutcome> {
+export async function waitUntil(
+  check: (signal: AbortSignal) => Promise<Outcome>,
+  options: WaitOptions,
+): Promise<WaitOutcome> {
   const started = performance.now();
   const deadline = AbortSignal.timeout(options.deadlineMs);
   const signal = AbortSignal.any([options.signal, deadline]);

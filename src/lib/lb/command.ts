@@ -12,13 +12,21 @@ const STATES: readonly LbServerStateName[] = ['up', 'down', 'drain', 'maint', 'a
 export function parseStateLine(text: string): Result<LbServerState> {
   const [word = '', sessions] = text.trim().split(/\s+/);
   const state = word.toLowerCase() as LbServerStateName;
-  if (!STATES.includes(state)) return fail(`state command printed ${JSON.stringify(text.trim())}; expected up, down, drain, maint or absent`);
-  if (sessions !== undefined && !/^\d+$/.test(sessions)) return fail(`state command printed a session count that is not a number: ${JSON.stringify(sessions)}`);
+  if (!STATES.includes(state))
+    return fail(
+      `state command printed ${JSON.stringify(text.trim())}; expected up, down, drain, maint or absent`,
+    );
+  if (sessions !== undefined && !/^\d+$/.test(sessions))
+    return fail(`state command printed a session count that is not a number: ${JSON.stringify(sessions)}`);
   return { ok: true, value: { state, sessions: sessions === undefined ? undefined : Number(sessions) } };
 }
 
 /** Load balancer driven by the operator's own commands, run on the controller (`transport`). */
-export function createCommandLoadBalancer(config: CommandLbConfig, transport: Transport, timeoutMs: number): LoadBalancer {
+export function createCommandLoadBalancer(
+  config: CommandLbConfig,
+  transport: Transport,
+  timeoutMs: number,
+): LoadBalancer {
   const line = (template: string, node: FleetNode) => fillShell(template, nodeValues(node));
   return {
     type: 'command',
@@ -32,7 +40,8 @@ export function createCommandLoadBalancer(config: CommandLbConfig, transport: Tr
       return result.outcome.ok ? parseStateLine(result.stdout) : result.outcome;
     },
     async deregister(node, signal) {
-      return (await runCommand(transport, { shell: line(config.deregister, node) }, signal, timeoutMs)).outcome;
+      return (await runCommand(transport, { shell: line(config.deregister, node) }, signal, timeoutMs))
+        .outcome;
     },
     async register(node, signal) {
       return (await runCommand(transport, { shell: line(config.register, node) }, signal, timeoutMs)).outcome;

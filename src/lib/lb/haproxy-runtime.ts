@@ -22,7 +22,10 @@ export function directRuntimeApi(address: string, timeoutMs: number): RuntimeApi
         resolve(result);
       };
       const onAbort = () => finish(fail(`haproxy ${address}: cancelled`));
-      const timer = setTimeout(() => finish(fail(`haproxy ${address}: no answer within ${timeoutMs}ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => finish(fail(`haproxy ${address}: no answer within ${timeoutMs}ms`)),
+        timeoutMs,
+      );
       signal.addEventListener('abort', onAbort, { once: true });
       socket.on('connect', () => socket.end(`${command}\n`));
       socket.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -41,7 +44,8 @@ export function remoteRuntimeApi(transport: Transport, path: string, timeoutMs: 
       { signal, timeoutMs, stdin: `${command}\n` },
     );
     if (result.failure) return fail(`haproxy ${transport.node}:${path}: ${result.reason ?? result.failure}`);
-    if (result.code !== 0) return fail(`socat to ${transport.node}:${path} exited ${result.code}: ${result.stderr.trim()}`);
+    if (result.code !== 0)
+      return fail(`socat to ${transport.node}:${path} exited ${result.code}: ${result.stderr.trim()}`);
     return { ok: true, value: result.stdout };
   };
 }

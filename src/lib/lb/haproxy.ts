@@ -27,7 +27,8 @@ export function parseServersState(text: string): Map<string, ServerRow> {
       const cells = line.trim().split(/\s+/);
       const at = (name: string) => cells[header!.indexOf(name)];
       const name = at('srv_name');
-      if (name) rows.set(name, { adminState: Number(at('srv_admin_state')), opState: Number(at('srv_op_state')) });
+      if (name)
+        rows.set(name, { adminState: Number(at('srv_admin_state')), opState: Number(at('srv_op_state')) });
     }
   }
   return rows;
@@ -59,9 +60,14 @@ export function stateFromRow(row: ServerRow | undefined): LbServerState {
 }
 
 /** HAProxy through its runtime API: drain, then maint on the way out; ready, then wait for UP. */
-export function createHaproxyLoadBalancer(config: HaproxyConfig, api: RuntimeApi, close: () => Promise<void>): LoadBalancer {
+export function createHaproxyLoadBalancer(
+  config: HaproxyConfig,
+  api: RuntimeApi,
+  close: () => Promise<void>,
+): LoadBalancer {
   const where = config.host ? `${config.host}:${config.socket}` : config.socket;
-  const setState = (node: FleetNode, state: string) => `set server ${config.backend}/${node.lbServer} state ${state}`;
+  const setState = (node: FleetNode, state: string) =>
+    `set server ${config.backend}/${node.lbServer} state ${state}`;
   const stateCommand = `show servers state ${config.backend}; show stat`;
 
   const send = async (command: string, signal: AbortSignal): Promise<Outcome> => {
@@ -83,7 +89,9 @@ export function createHaproxyLoadBalancer(config: HaproxyConfig, api: RuntimeApi
       const answer = await api(stateCommand, signal);
       if (!answer.ok) return answer;
       if (!answer.value.includes('# be_id')) {
-        return fail(`haproxy ${where}: no backend "${config.backend}" (${answer.value.trim().split('\n')[0] || 'empty answer'})`);
+        return fail(
+          `haproxy ${where}: no backend "${config.backend}" (${answer.value.trim().split('\n')[0] || 'empty answer'})`,
+        );
       }
       const row = parseServersState(answer.value).get(node.lbServer);
       const stat = parseShowStat(answer.value, config.backend).get(node.lbServer);

@@ -23,9 +23,15 @@ export function createLoadBalancer(config: LoadBalancerConfig, parts: LoadBalanc
     case 'haproxy': {
       if (config.host) {
         const transport = parts.transportTo(config.host);
-        return createHaproxyLoadBalancer(config, remoteRuntimeApi(transport, config.socket, parts.timeoutMs), () => transport.close());
+        return createHaproxyLoadBalancer(
+          config,
+          remoteRuntimeApi(transport, config.socket, parts.timeoutMs),
+          () => transport.close(),
+        );
       }
-      return createHaproxyLoadBalancer(config, directRuntimeApi(config.socket, parts.timeoutMs), () => Promise.resolve());
+      return createHaproxyLoadBalancer(config, directRuntimeApi(config.socket, parts.timeoutMs), () =>
+        Promise.resolve(),
+      );
     }
   }
 }

@@ -8,15 +8,20 @@ const ok = (flag: boolean) => (flag ? chalk.green('ok') : chalk.red('FAILED'));
 export const lineFor: LineFormatters = {
   'rollout-start': (e) => `rollout of ${e.fleet}: ${e.nodes.length} nodes in ${e.batches.length} batches`,
   preflight: (e) => `${e.node} preflight ${ok(e.ok)} ${e.detail}`,
-  'preflight-end': (e) => (e.ok ? 'preflight ok: every node ready' : chalk.red(`preflight refused: ${e.problems.length} problem(s); nothing was touched`)),
+  'preflight-end': (e) =>
+    e.ok
+      ? 'preflight ok: every node ready'
+      : chalk.red(`preflight refused: ${e.problems.length} problem(s); nothing was touched`),
   'batch-start': (e) => `batch ${e.batch + 1}${e.canary ? ' (canary)' : ''}: ${e.nodes.join(', ')}`,
   'step-start': (e) => `${e.node} ${e.step} started: ${e.detail}`,
   'step-progress': () => undefined,
   'step-end': (e) => `${e.node} ${e.step} ${ok(e.ok)} in ${formatDuration(e.durationMs)}: ${e.detail}`,
-  escalation: (e) => chalk.yellow(`${e.node} ESCALATION: sending ${e.signal}; still in flight: ${e.stillInFlight}`),
+  escalation: (e) =>
+    chalk.yellow(`${e.node} ESCALATION: sending ${e.signal}; still in flight: ${e.stillInFlight}`),
   'node-end': (e) =>
     `${e.node} ${e.outcome === 'done' ? chalk.green('done') : chalk.red(e.outcome.toUpperCase())} in ${formatDuration(e.durationMs)}${e.inRotation ? '' : chalk.red(' — OUT OF ROTATION')}${e.reason ? `: ${e.reason}` : ''}`,
-  'batch-end': (e) => `batch ${e.batch + 1} finished${e.failed.length ? chalk.red(`; not done: ${e.failed.join(', ')}`) : ''}`,
+  'batch-end': (e) =>
+    `batch ${e.batch + 1} finished${e.failed.length ? chalk.red(`; not done: ${e.failed.join(', ')}`) : ''}`,
   interrupt: (e) => chalk.yellow(`${e.signal} received (${e.count}): ${e.detail}`),
   warning: (e) => chalk.yellow(`${e.node ? `${e.node} ` : ''}warning: ${e.message}`),
   'rollout-end': (e) => `rollout ${e.report.status} in ${formatDuration(e.report.durationMs)}`,

@@ -69,7 +69,8 @@ export function createLiveRenderer(plan: RolloutPlan, write: (text: string) => v
 
   const finishNode = (node: string) => {
     started.get(node)?.resolve(false);
-    for (const s of plan.nodes.find((n) => n.node.name === node)?.steps ?? []) stepDone.get(key(node, s.step))!.resolve({ ran: false });
+    for (const s of plan.nodes.find((n) => n.node.name === node)?.steps ?? [])
+      stepDone.get(key(node, s.step))!.resolve({ ran: false });
   };
 
   return {
@@ -79,7 +80,11 @@ export function createLiveRenderer(plan: RolloutPlan, write: (text: string) => v
           started.get(event.node)?.resolve(true);
           // Steps the pipeline passed over (escalation when the drain succeeded) resolve as skipped.
           const steps = plan.nodes.find((n) => n.node.name === event.node)?.steps ?? [];
-          for (const s of steps.slice(0, steps.findIndex((s) => s.step === event.step))) stepDone.get(key(event.node, s.step))!.resolve({ ran: false });
+          for (const s of steps.slice(
+            0,
+            steps.findIndex((s) => s.step === event.step),
+          ))
+            stepDone.get(key(event.node, s.step))!.resolve({ ran: false });
           stepStarted.get(key(event.node, event.step))?.resolve();
           break;
         }
@@ -87,7 +92,9 @@ export function createLiveRenderer(plan: RolloutPlan, write: (text: string) => v
           outputs.get(key(event.node, event.step))?.(event.detail);
           break;
         case 'step-end':
-          stepDone.get(key(event.node, event.step))?.resolve({ ran: true, ok: event.ok, detail: event.detail, durationMs: event.durationMs });
+          stepDone
+            .get(key(event.node, event.step))
+            ?.resolve({ ran: true, ok: event.ok, detail: event.detail, durationMs: event.durationMs });
           break;
         case 'node-end':
           finishNode(event.node);

@@ -18,6 +18,7 @@ export function chooseOutputMode({ json, isTTY, env }: OutputEnvironment): Outpu
 /** chalk follows FORCE_COLOR but not NO_COLOR (no-color.org), so the decision is made here. */
 export function configureColor({ isTTY, env }: OutputEnvironment): void {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') chalk.level = 0;
-  else if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false') chalk.level = Math.max(chalk.level, 1) as 1 | 2 | 3;
+  else if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false')
+    chalk.level = Math.max(chalk.level, 1) as 1 | 2 | 3;
   else if (!isTTY || env.TERM === 'dumb') chalk.level = 0;
 }

@@ -18,16 +18,22 @@ export function formatSummary(report: RolloutReport): string {
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   const out = [line(header), ...rows.map(line)];
   const colour = report.status === 'ok' ? chalk.green : chalk.red;
   out.push('', colour(`rollout ${report.status} in ${formatDuration(report.durationMs)}`));
   for (const problem of report.problems) out.push(chalk.red(`  ${problem}`));
   for (const node of report.nodes) {
-    if (node.escalations.length) out.push(chalk.yellow(`  ${node.node}: escalated: ${node.escalations.join('; ')}`));
+    if (node.escalations.length)
+      out.push(chalk.yellow(`  ${node.node}: escalated: ${node.escalations.join('; ')}`));
     if (node.reason) out.push(`  ${node.node}: ${node.reason}`);
     if (node.action) out.push(chalk.red(`  ${node.action}`));
   }
-  if (report.outOfRotation.length) out.push(chalk.red.bold(`OUT OF ROTATION: ${report.outOfRotation.join(', ')}`));
+  if (report.outOfRotation.length)
+    out.push(chalk.red.bold(`OUT OF ROTATION: ${report.outOfRotation.join(', ')}`));
   return out.join('\n');
 }

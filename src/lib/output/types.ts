@@ -7,6 +7,8 @@ export interface Renderer {
 }
 
 /** A line (or nothing) for each event kind: a missing kind is a compile error. */
-export type LineFormatters = { [K in RolloutEvent['kind']]: (event: Extract<RolloutEvent, { kind: K }>) => string | undefined };
+export type LineFormatters = {
+  [K in RolloutEvent['kind']]: (event: Extract<RolloutEvent, { kind: K }>) => string | undefined;
+};
 
 export type OutputMode = 'tty' | 'plain' | 'json';

@@ -5,7 +5,11 @@ export function resolveCount(value: number | string, total: number, minimum = 0)
 }
 
 /** Splits nodes into batches: an optional canary batch first, then batches of `batchSize`. */
-export function computeBatches(names: readonly string[], batchSize: number | string, canary: number): { canary: boolean; nodes: string[] }[] {
+export function computeBatches(
+  names: readonly string[],
+  batchSize: number | string,
+  canary: number,
+): { canary: boolean; nodes: string[] }[] {
   const size = resolveCount(batchSize, names.length, 1);
   const batches: { canary: boolean; nodes: string[] }[] = [];
   let start = 0;
@@ -13,6 +17,7 @@ export function computeBatches(names: readonly string[], batchSize: number | str
     batches.push({ canary: true, nodes: names.slice(0, canary) });
     start = Math.min(canary, names.length);
   }
-  for (let i = start; i < names.length; i += size) batches.push({ canary: false, nodes: names.slice(i, i + size) });
+  for (let i = start; i < names.length; i += size)
+    batches.push({ canary: false, nodes: names.slice(i, i + size) });
   return batches;
 }

@@ -47,14 +47,27 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
   if (drain.onDeadline === 'escalate') {
     steps.push({
       step: 'escalate',
-      summary: 'only if the drain deadline passes: ' + drain.escalation.map((e) => `SIG${e.signal} then wait ${formatDuration(e.deadline)} for exit`).join(', '),
+      summary:
+        'only if the drain deadline passes: ' +
+        drain.escalation
+          .map((e) => `SIG${e.signal} then wait ${formatDuration(e.deadline)} for exit`)
+          .join(', '),
       actions: drain.escalation.map((e) => commandLine(commands.signal(e.signal))),
       deadlineMs: drain.escalation.reduce((sum, e) => sum + e.deadline, 0),
     });
   } else {
-    steps.push({ step: 'escalate', summary: 'only if the drain deadline passes: halt the rollout, leave the node out of rotation', actions: [] });
+    steps.push({
+      step: 'escalate',
+      summary: 'only if the drain deadline passes: halt the rollout, leave the node out of rotation',
+      actions: [],
+    });
   }
-  steps.push({ step: 'restart', summary: 'restart the service', actions: [commandLine(commands.restart)], deadlineMs: deadlines.restart });
+  steps.push({
+    step: 'restart',
+    summary: 'restart the service',
+    actions: [commandLine(commands.restart)],
+    deadlineMs: deadlines.restart,
+  });
   steps.push({
     step: 'verify',
     summary: `a new process (PID + start time changed), then ${health.consecutive} healthy probes in a row every ${formatDuration(health.interval)}`,
@@ -82,7 +95,11 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
 
 /** The whole rollout as data: batches and each node's steps with their exact commands. No I/O. */
 export function planRollout(fleet: Fleet, parts: PlanParts): RolloutPlan {
-  const batches = computeBatches(fleet.nodes.map((n) => n.name), fleet.rollout.batchSize, fleet.rollout.canary);
+  const batches = computeBatches(
+    fleet.nodes.map((n) => n.name),
+    fleet.rollout.batchSize,
+    fleet.rollout.canary,
+  );
   return {
     fleet: fleet.name,
     preflight: [

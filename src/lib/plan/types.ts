@@ -1,6 +1,16 @@
 import type { FleetNode } from '../config/types.js';
 
-export const STEPS = ['deregister', 'lb-drain', 'signal', 'drain', 'escalate', 'restart', 'verify', 'register', 'settle'] as const;
+export const STEPS = [
+  'deregister',
+  'lb-drain',
+  'signal',
+  'drain',
+  'escalate',
+  'restart',
+  'verify',
+  'register',
+  'settle',
+] as const;
 export type StepName = (typeof STEPS)[number];
 
 export interface PlannedStep {

@@ -29,7 +29,9 @@ export function checkHttpAnswer(probe: HttpProbe, status: number, body: string):
     }
     const actual = jsonField(parsed, probe.json.path);
     if (actual !== probe.json.equals) {
-      return fail(`${probe.json.path} is ${JSON.stringify(actual)} (waiting for ${JSON.stringify(probe.json.equals)})`);
+      return fail(
+        `${probe.json.path} is ${JSON.stringify(actual)} (waiting for ${JSON.stringify(probe.json.equals)})`,
+      );
     }
   }
   return OK;
@@ -59,7 +61,9 @@ export function httpProbe(probe: HttpProbe, url: string, signal: AbortSignal): P
           size += chunk.length;
           if (size <= MAX_BODY) chunks.push(chunk);
         });
-        response.on('end', () => resolve(checkHttpAnswer(probe, response.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+        response.on('end', () =>
+          resolve(checkHttpAnswer(probe, response.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))),
+        );
         response.on('error', (error) => resolve(fail(`${url}: ${error.message}`)));
       },
     );

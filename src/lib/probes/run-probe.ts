@@ -41,22 +41,41 @@ export async function runProbe(probe: Probe, ctx: ProbeContext): Promise<Outcome
     case 'http':
       return httpProbe(probe, fillUrl(probe.url, nodeValues(ctx.node)), ctx.signal);
     case 'tcp':
-      return tcpProbe(probe.host ? fillUrl(probe.host, nodeValues(ctx.node)) : ctx.node.host, probe.port, probe.timeout, ctx.signal);
+      return tcpProbe(
+        probe.host ? fillUrl(probe.host, nodeValues(ctx.node)) : ctx.node.host,
+        probe.port,
+        probe.timeout,
+        ctx.signal,
+      );
     case 'socket-file': {
       const result = await exec({ argv: ['test', '-e', probe.path] });
       if (result.failure) return fail(`checking ${probe.path}: ${result.reason ?? result.failure}`);
       const present = result.code === 0;
-      return present === (probe.state === 'present') ? OK : fail(`${probe.path} is ${present ? 'still there' : 'absent'}`);
+      return present === (probe.state === 'present')
+        ? OK
+        : fail(`${probe.path} is ${present ? 'still there' : 'absent'}`);
     }
     case 'connections': {
-      const result = await runCommand(ctx.transport, connectionsCommand(probe.port), ctx.signal, ctx.commandTimeoutMs);
+      const result = await runCommand(
+        ctx.transport,
+        connectionsCommand(probe.port),
+        ctx.signal,
+        ctx.commandTimeoutMs,
+      );
       if (!result.outcome.ok) return result.outcome;
       const count = result.stdout.split('\n').filter((line) => line.trim()).length;
-      return count === 0 ? OK : fail(`${count} established connection${count > 1 ? 's' : ''} on port ${probe.port}`);
+      return count === 0
+        ? OK
+        : fail(`${count} established connection${count > 1 ? 's' : ''} on port ${probe.port}`);
     }
     case 'process-exited': {
       if (!ctx.oldIdentity) return fail('no signalled process to watch');
-      const state = await ctx.service.status({ transport: ctx.transport, node: ctx.node, signal: ctx.signal, timeoutMs: ctx.commandTimeoutMs });
+      const state = await ctx.service.status({
+        transport: ctx.transport,
+        node: ctx.node,
+        signal: ctx.signal,
+        timeoutMs: ctx.commandTimeoutMs,
+      });
       if (!state.ok) return state;
       if (!state.value.running) return OK;
       const now = state.value.identity;
@@ -66,11 +85,19 @@ export async function runProbe(probe: Probe, ctx: ProbeContext): Promise<Outcome
     case 'lb-sessions': {
       const state = await ctx.lb.state(ctx.node, ctx.signal);
       if (!state.ok) return state;
-      if (state.value.sessions === undefined) return fail(`the ${ctx.lb.type} load balancer reports no session count`);
+      if (state.value.sessions === undefined)
+        return fail(`the ${ctx.lb.type} load balancer reports no session count`);
       return state.value.sessions === 0 ? OK : fail(`${state.value.sessions} sessions in the load balancer`);
     }
     case 'command':
-      return (await runCommand(ctx.transport, { shell: fillShell(probe.command, nodeValues(ctx.node)) }, ctx.signal, probe.timeout)).outcome;
+      return (
+        await runCommand(
+          ctx.transport,
+          { shell: fillShell(probe.command, nodeValues(ctx.node)) },
+          ctx.signal,
+          probe.timeout,
+        )
+      ).outcome;
   }
 }
 

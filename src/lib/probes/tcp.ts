@@ -1,7 +1,12 @@
 import { connect } from 'node:net';
 import { fail, OK, type Outcome } from '../outcome.js';
 
-export function tcpProbe(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
+export function tcpProbe(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<Outcome> {
   return new Promise((resolve) => {
     const socket = connect({ host, port, signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
     socket.once('connect', () => {
@@ -10,7 +15,11 @@ export function tcpProbe(host: string, port: number, timeoutMs: number, signal: 
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       socket.destroy();
-      resolve(fail(`tcp ${host}:${port}: ${error.name === 'AbortError' ? `no connection within ${timeoutMs}ms` : (error.code ?? error.message)}`));
+      resolve(
+        fail(
+          `tcp ${host}:${port}: ${error.name === 'AbortError' ? `no connection within ${timeoutMs}ms` : (error.code ?? error.message)}`,
+        ),
+      );
     });
   });
 }

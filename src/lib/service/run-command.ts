@@ -11,13 +11,19 @@ export async function runCommand(
 ): Promise<ExecResult & { outcome: Outcome }> {
   const result = await transport.exec(command, { signal, timeoutMs });
   if (result.failure) {
-    return { ...result, outcome: { ok: false, reason: `${commandLine(command)}: ${result.reason ?? result.failure}` } };
+    return {
+      ...result,
+      outcome: { ok: false, reason: `${commandLine(command)}: ${result.reason ?? result.failure}` },
+    };
   }
   if (result.code !== 0) {
     const said = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-3).join(' | ');
     return {
       ...result,
-      outcome: { ok: false, reason: `${commandLine(command)} exited ${result.code}${said ? `: ${said}` : ''}` },
+      outcome: {
+        ok: false,
+        reason: `${commandLine(command)} exited ${result.code}${said ? `: ${said}` : ''}`,
+      },
     };
   }
   return { ...result, outcome: { ok: true } };

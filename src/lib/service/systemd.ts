@@ -3,7 +3,13 @@ import type { SignalName } from '../config/fields.js';
 import { fail, type Outcome, type Result } from '../outcome.js';
 import type { RemoteCommand } from '../transport/types.js';
 import { runCommand } from './run-command.js';
-import type { ProcessIdentity, ServiceCommands, ServiceContext, ServiceManager, ServiceState } from './types.js';
+import type {
+  ProcessIdentity,
+  ServiceCommands,
+  ServiceContext,
+  ServiceManager,
+  ServiceState,
+} from './types.js';
 
 type SystemdConfig = Extract<ServiceConfig, { type: 'systemd' }>;
 
@@ -23,7 +29,11 @@ export function serviceStateFromShow(props: Record<string, string>): ServiceStat
   const pid = Number(props.MainPID ?? 0);
   const detail = `${props.ActiveState ?? '?'}/${props.SubState ?? '?'}`;
   if (props.ActiveState === 'active' && pid > 0) {
-    return { running: true, identity: { pid, startTime: props.ExecMainStartTimestampMonotonic ?? '' }, detail: `${detail} pid ${pid}` };
+    return {
+      running: true,
+      identity: { pid, startTime: props.ExecMainStartTimestampMonotonic ?? '' },
+      detail: `${detail} pid ${pid}`,
+    };
   }
   return { running: false, detail };
 }
@@ -34,7 +44,8 @@ export function createSystemdManager(config: SystemdConfig): ServiceManager {
   });
   const commands = (_node: FleetNode): ServiceCommands => ({
     status: systemctl('show', ...PROPERTIES.map((p) => `--property=${p}`), config.unit),
-    signal: (signal: SignalName) => systemctl('kill', `--signal=SIG${signal}`, `--kill-whom=${config.killWhom}`, config.unit),
+    signal: (signal: SignalName) =>
+      systemctl('kill', `--signal=SIG${signal}`, `--kill-whom=${config.killWhom}`, config.unit),
     restart: systemctl('restart', config.unit),
   });
 
@@ -44,12 +55,14 @@ export function createSystemdManager(config: SystemdConfig): ServiceManager {
       const result = await runCommand(ctx.transport, commands(ctx.node).status, ctx.signal, ctx.timeoutMs);
       if (!result.outcome.ok) return result.outcome;
       const props = parseSystemctlShow(result.stdout);
-      if (props.ActiveState === undefined) return fail(`systemctl show ${config.unit} printed no ActiveState`);
+      if (props.ActiveState === undefined)
+        return fail(`systemctl show ${config.unit} printed no ActiveState`);
       return { ok: true, value: serviceStateFromShow(props) };
     },
     async sendSignal(ctx: ServiceContext, signal: SignalName, _identity?: ProcessIdentity): Promise<Outcome> {
       // systemd targets the unit's current main process itself, so no PID from us can go stale here.
-      return (await runCommand(ctx.transport, commands(ctx.node).signal(signal), ctx.signal, ctx.timeoutMs)).outcome;
+      return (await runCommand(ctx.transport, commands(ctx.node).signal(signal), ctx.signal, ctx.timeoutMs))
+        .outcome;
     },
     async restart(ctx: ServiceContext): Promise<Outcome> {
       return (await runCommand(ctx.transport, commands(ctx.node).restart, ctx.signal, ctx.timeoutMs)).outcome;

@@ -10,8 +10,7 @@ export interface ProcessIdentity {
 }
 
 export type ServiceState =
-  | { running: true; identity: ProcessIdentity; detail: string }
-  | { running: false; detail: string };
+  { running: true; identity: ProcessIdentity; detail: string } | { running: false; detail: string };
 
 export interface ServiceCommands {
   status: RemoteCommand;

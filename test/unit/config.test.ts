@@ -1,0 +1,136 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseDuration } from '../../src/lib/config/duration.js';
+import { parseFleetYaml } from '../../src/lib/config/load-config.js';
+import { GracerollError } from '../../src/lib/exit-codes.js';
+
+const minimal = `
+service: { type: systemd, unit: web.service }
+nodes:
+  - name: web1
+`;
+
+function problems(yaml: string, overrides = {}): string[] {
+  try {
+    parseFleetYaml(yaml, 'fleet.yaml', overrides);
+  } catch (error) {
+    if (error instanceof GracerollError) {
+      expect(error.exitCode).toBe(2);
+      return [...error.problems];
+    }
+    throw error;
+  }
+  return [];
+}
+
+describe('durations', () => {
+  it.each([
+    ['500ms', 500],
+    ['2s', 2000],
+    ['1.5m', 90_000],
+    ['2m', 120_000],
+    ['1h', 3_600_000],
+    [250, 250],
+  ])('%s is %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
+  it.each(['', '5', '5 minutes', '-1s', '1d', 'ms'])('%j is refused', (text) =>
+    expect(parseDuration(text)).toBeUndefined(),
+  );
+});
+
+describe('fleet config', () => {
+  it('fills every default', () => {
+    const fleet = parseFleetYaml(minimal, 'fleet.yaml');
+    expect(fleet.transport).toEqual({ type: 'local' });
+    expect(fleet.loadBalancer).toEqual({ type: 'none' });
+    expect(fleet.nodes).toEqual([{ name: 'web1', host: 'web1', lbServer: 'web1', vars: {} }]);
+    expect(fleet.drain.deadline).toBe(30_000);
+    expect(fleet.drain.escalation).toEqual([
+      { signal: 'TERM', deadline: 10_000 },
+      { signal: 'KILL', deadline: 5000 },
+    ]);
+    expect(fleet.service).toMatchObject({
+      type: 'systemd',
+      unit: 'web.service',
+      signal: 'TERM',
+      killWhom: 'main',
+    });
+  });
+
+  it('reports every problem with its path and line, all at once', () => {
+    const found = problems(`
+service: { type: systemd, unit: "web; rm -rf /" }
+drain:
+  deadline: 2 minutes
+nodes:
+  - name: web1
+  - name: web2
+    host: "bad host!"
+  - name: web3
+    bogus: 1
+`);
+    expect(found).toEqual([
+      expect.stringMatching(/^fleet\.yaml:2:\d+: service\.unit: expected a systemd unit name/),
+      expect.stringMatching(/^fleet\.yaml:4:13: drain\.deadline: expected a duration like 500ms/),
+      expect.stringMatching(/^fleet\.yaml:8:11: nodes\[1\]\.host: expected a hostname or an IP address/),
+      expect.stringMatching(/^fleet\.yaml:9:\d+: nodes\[2\]: unknown field "bogus"/),
+    ]);
+  });
+
+  it('names a missing required field', () => {
+    expect(problems('nodes: [{name: a}]')).toEqual([expect.stringMatching(/service: required/)]);
+  });
+
+  it('refuses an unknown adapter type with the choices', () => {
+    expect(problems('service: {type: upstart}\nnodes: [{name: a}]')[0]).toMatch(
+      /service\.type: expected type to be one of "systemd", "command"/,
+    );
+  });
+
+  it('reports YAML syntax errors with a line', () => {
+    expect(problems('nodes: [\n  name: a')[0]).toMatch(/^fleet\.yaml:\d+:\d+: /);
+  });
+
+  it('refuses shell metacharacters in signals, paths and hosts', () => {
+    const found = problems(`
+service: { type: systemd, unit: web.service, signal: "TERM;reboot" }
+drain:
+  probes:
+    - { type: socket-file, path: "/run/x$(reboot)" }
+nodes:
+  - { name: "a\`b\`" }
+`);
+    expect(found.map((p) => p.split(': ')[1])).toEqual([
+      'service.signal',
+      'drain.probes[0].path',
+      'nodes[0].name',
+    ]);
+  });
+
+  it('finds duplicate node names and unknown --nodes', () => {
+    expect(problems(`${minimal}  - name: web1\n`)).toEqual([
+      expect.stringMatching(/nodes\[1\]\.name: duplicate node name "web1"/),
+    ]);
+    expect(problems(minimal, { nodes: ['web9'] })).toEqual([
+      expect.stringMatching(/--nodes: no node named "web9"/),
+    ]);
+  });
+
+  it('applies --nodes and --batch-size over the file', () => {
+    const fleet = parseFleetYaml(`${minimal}  - name: web2\n  - name: web3\n`, 'f', {
+      nodes: ['web3', 'web1'],
+      batchSize: '50%',
+    });
+    expect(fleet.nodes.map((n) => n.name)).toEqual(['web1', 'web3']);
+    expect(fleet.rollout.batchSize).toBe('50%');
+    expect(problems(minimal, { batchSize: 'lots' })[0]).toMatch(/rollout\.batchSize/);
+  });
+
+  it('accepts every example under examples/', () => {
+    const dir = new URL('../../examples/', import.meta.url);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      expect(() => parseFleetYaml(readFileSync(new URL(file, dir), 'utf8'), file), file).not.toThrow();
+    }
+  });
+});

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { runRollout } from '../../src/lib/engine/run-rollout.js';
+import type { RolloutEvent } from '../../src/lib/engine/events.js';
+import { planRollout } from '../../src/lib/plan/plan-rollout.js';
+import { FakeFleet, testFleet, type FakeNodeBehaviour } from '../helpers/fake-fleet.js';
+
+const never = () => ({ stop: new AbortController().signal, abort: new AbortController().signal });
+
+async function roll(
+  behaviours: Record<string, FakeNodeBehaviour> = {},
+  overrides: Record<string, unknown> = {},
+  control = never(),
+) {
+  const fake = new FakeFleet(testFleet(overrides), behaviours);
+  const parts = fake.parts();
+  const report = await runRollout(planRollout(fake.fleet, parts), parts, control);
+  return { fake, report };
+}
+
+const kinds = (events: RolloutEvent[], kind: RolloutEvent['kind']) => events.filter((e) => e.kind === kind);
+
+describe('engine', () => {
+  it('rolls every node in order: out of rotation, signal, drain, restart, verify, back in', async () => {
+    const { fake, report } = await roll({ web2: { drainChecks: 3, lbSessions: 2 } });
+    expect(report.status).toBe('ok');
+    expect(report.nodes.map((n) => n.outcome)).toEqual(['done', 'done', 'done']);
+    expect(report.outOfRotation).toEqual([]);
+    expect(fake.actions.filter((a) => a.startsWith('web1'))).toEqual([
+      'web1:deregister',
+      'web1:signal:USR1',
+      'web1:restart',
+      'web1:register',
+    ]);
+    // web1 is back in before web2 is touched.
+    expect(fake.actions.indexOf('web1:register')).toBeLessThan(fake.actions.indexOf('web2:deregister'));
+    for (const node of report.nodes) expect(node.newProcess?.pid).not.toBe(node.oldProcess?.pid);
+    expect(report.nodes[1].phases.drain).toBeGreaterThan(0);
+  });
+
+  it('escalates at the drain deadline and names the node', async () => {
+    const { fake, report } = await roll({ web1: { ignoresGracefulSignal: true } });
+    expect(report.status).toBe('ok');
+    expect(fake.node('web1').signals).toEqual(['USR1', 'TERM']);
+    const escalations = kinds(fake.events, 'escalation');
+    expect(escalations).toMatchObject([{ node: 'web1', signal: 'SIGTERM' }]);
+    expect(report.nodes[0].escalations[0]).toMatch(/SIGTERM: pid \d+ still running/);
+  });
+
+  it('escalates through the whole chain: TERM, then KILL', async () => {
+    const { fake } = await roll({ web1: { onlyKillEndsIt: true } });
+    expect(fake.node('web1').signals).toEqual(['USR1', 'TERM', 'KILL']);
+  });
+
+  it('halts at the drain deadline when the policy says halt, leaving the node out and named', async () => {
+    const { fake, report } = await roll(
+      { web1: { ignoresGracefulSignal: true } },
+      { drain: { interval: '5ms', deadline: '50ms', onDeadline: 'halt' } },
+    );
+    expect(report.status).toBe('failed');
+    expect(report.outOfRotation).toEqual(['web1']);
+    expect(report.nodes.map((n) => n.outcome)).toEqual(['failed', 'skipped', 'skipped']);
+    expect(fake.actions.some((a) => a.startsWith('web2'))).toBe(false);
+    expect(report.nodes[0].action).toMatch(/web1 is OUT of rotation/);
+  });
+
+  it('stops at a node that comes back unhealthy; it stays out; later nodes are untouched', async () => {
+    const { fake, report } = await roll({ web2: { unhealthyAfterRestart: true } });
+    expect(report.status).toBe('failed');
+    expect(report.nodes.map((n) => n.outcome)).toEqual(['done', 'failed', 'skipped']);
+    expect(report.outOfRotation).toEqual(['web2']);
+    expect(fake.actions).not.toContain('web2:register');
+    expect(fake.actions.some((a) => a.startsWith('web3'))).toBe(false);
+    expect(report.nodes[1].reason).toMatch(/verify|not healthy/);
+  });
+
+  it('spends a failure budget before halting', async () => {
+    const { report } = await roll({ web1: { unhealthyAfterRestart: true } }, { rollout: { maxFailures: 1 } });
+    expect(report.nodes.map((n) => n.outcome)).toEqual(['failed', 'done', 'done']);
+    expect(report.status).toBe('failed');
+  });
+
+  it('refuses to start when preflight finds a problem, touching nothing', async () => {
+    const { fake, report } = await roll({ web3: { unreachable: true } });
+    expect(report.status).toBe('preflight-refused');
+    expect(report.problems.join()).toMatch(/web3: unreachable/);
+    expect(fake.actions).toEqual([]);
+  });
+
+  it('a stop request starts no new node but finishes the one in flight', async () => {
+    const stop = new AbortController();
+    const fake = new FakeFleet(testFleet());
+    const parts = fake.parts();
+    parts.emit = (e) => {
+      fake.events.push(e);
+      if (e.kind === 'step-start' && e.node === 'web1' && e.step === 'drain') stop.abort();
+    };
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, {
+      stop: stop.signal,
+      abort: new AbortController().signal,
+    });
+    expect(report.status).toBe('interrupted');
+    expect(report.nodes.map((n) => n.outcome)).toEqual(['done', 'skipped', 'skipped']);
+    expect(report.outOfRotation).toEqual([]);
+  });
+
+  it('an abort cuts waits short: the node is put back only if healthy, otherwise named', async () => {
+    const abort = new AbortController();
+    const fake = new FakeFleet(testFleet(), { web1: { ignoresGracefulSignal: true } });
+    const parts = fake.parts();
+    parts.emit = (e) => {
+      fake.events.push(e);
+      if (e.kind === 'step-start' && e.step === 'drain') abort.abort();
+    };
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, {
+      stop: abort.signal,
+      abort: abort.signal,
+    });
+    expect(report.status).toBe('interrupted');
+    expect(report.nodes[0].outcome).toBe('interrupted');
+    // The signalled process is still running (draining): it must not go back into rotation.
+    expect(report.outOfRotation).toEqual(['web1']);
+    expect(fake.actions).not.toContain('web1:register');
+  });
+
+  it('an abort before the signal puts the still-healthy node back into rotation', async () => {
+    const abort = new AbortController();
+    const fake = new FakeFleet(testFleet(), { web1: { lbSessions: 1000 } });
+    const parts = fake.parts();
+    parts.emit = (e) => {
+      fake.events.push(e);
+      if (e.kind === 'step-start' && e.step === 'lb-drain') setTimeout(() => abort.abort(), 10);
+    };
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, {
+      stop: abort.signal,
+      abort: abort.signal,
+    });
+    expect(report.nodes[0].outcome).toBe('interrupted');
+    expect(report.outOfRotation).toEqual([]);
+    expect(fake.actions).toEqual(['web1:deregister', 'web1:register']);
+  });
+
+  it('emits a step-end with a duration for every step-start', async () => {
+    const { fake } = await roll();
+    const starts = kinds(fake.events, 'step-start').length;
+    expect(starts).toBeGreaterThan(0);
+    expect(kinds(fake.events, 'step-end')).toHaveLength(starts);
+    expect(fake.events.at(-1)?.kind).toBe('rollout-end');
+  });
+});

@@ -74,9 +74,118 @@ describe('engine', () => {
   });
 
   it('spends a failure budget before halting', async () => {
-    const { report } = await roll({ web1: { unhealthyAfterRestart: true } }, { rollout: { maxFailures: 1 } });
+    const { report } = await roll(
+      { web1: { unhealthyAfterRestart: true } },
+      { rollout: { maxFailures: 1, maxUnavailable: 2 } },
+    );
     expect(report.nodes.map((n) => n.outcome)).toEqual(['failed', 'done', 'done']);
     expect(report.status).toBe('failed');
+  });
+
+  it('never has more nodes out of rotation than maxUnavailable, counting failed ones', async () => {
+    const { fake, report } = await roll(
+      { web1: { unhealthyAfterRestart: true } },
+      { rollout: { maxFailures: 1 } },
+    );
+    expect(report.nodes.map((n) => n.outcome)).toEqual(['failed', 'skipped', 'skipped']);
+    expect(report.problems.join()).toMatch(/1 node\(s\) out of rotation, maxUnavailable is 1/);
+    expect(fake.actions.some((a) => a.startsWith('web2'))).toBe(false);
+  });
+
+  it('runs a canary batch, asks, and stops when the answer is no', async () => {
+    const fake = new FakeFleet(testFleet({ rollout: { canary: 1, batchSize: 2 } }));
+    const parts = fake.parts();
+    const asked: string[][] = [];
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, never(), {
+      continueAfterCanary: (canary) => (asked.push(canary), Promise.resolve(false)),
+    });
+    expect(asked).toEqual([['web1']]);
+    expect(report.nodes.map((n) => n.outcome)).toEqual(['done', 'skipped', 'skipped']);
+    expect(kinds(fake.events, 'pause')).toHaveLength(1);
+  });
+
+  it('runs the batch after the canary in parallel when the answer is yes', async () => {
+    const fake = new FakeFleet(testFleet({ rollout: { canary: 1, batchSize: 2 } }));
+    const parts = fake.parts();
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, never(), {
+      continueAfterCanary: () => Promise.resolve(true),
+    });
+    expect(report.status).toBe('ok');
+    expect(kinds(fake.events, 'batch-start').map((e) => (e as { nodes: string[] }).nodes)).toEqual([
+      ['web1'],
+      ['web2', 'web3'],
+    ]);
+  });
+
+  it('accepts degraded nodes within the failure budget and refuses beyond it', async () => {
+    const degraded = { web2: { unhealthyAfterRestart: true } };
+    const fake = new FakeFleet(testFleet({ rollout: { maxFailures: 1, maxUnavailable: 2 } }), degraded);
+    fake.node('web2').healthy = false;
+    const parts = fake.parts();
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, never());
+    expect(report.status).not.toBe('preflight-refused');
+    const strict = new FakeFleet(testFleet(), degraded);
+    strict.node('web2').healthy = false;
+    const refused = await runRollout(planRollout(strict.fleet, strict.parts()), strict.parts(), never());
+    expect(refused.status).toBe('preflight-refused');
+    expect(refused.problems.join('\n')).toMatch(/web2: unhealthy/);
+    expect(strict.actions).toEqual([]);
+  });
+
+  it('resuming skips finished nodes and restarts a node left stopped without signalling it', async () => {
+    const fake = new FakeFleet(testFleet());
+    fake.node('web2').process = undefined;
+    fake.node('web2').lbState = 'maint';
+    const parts = fake.parts();
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, never(), {
+      alreadyDone: new Set(['web1']),
+      reexamine: new Set(['web2']),
+    });
+    expect(report.status).toBe('ok');
+    expect(fake.actions).toEqual([
+      'web2:deregister',
+      'web2:restart',
+      'web2:register',
+      'web3:deregister',
+      'web3:signal:USR1',
+      'web3:restart',
+      'web3:register',
+    ]);
+    expect(report.nodes[0]).toMatchObject({ node: 'web1', outcome: 'done' });
+  });
+
+  it('runs hooks at step boundaries and fails the node when one fails', async () => {
+    const fake = new FakeFleet(
+      testFleet({
+        hooks: {
+          beforeSignal: ['withdraw-from-peers {node}'],
+          afterRegister: [{ command: 'announce', on: 'controller' }],
+        },
+      }),
+    );
+    const parts = fake.parts();
+    await runRollout(planRollout(fake.fleet, parts), parts, never());
+    const hooks = kinds(fake.events, 'hook') as { node: string; hook: string; command: string }[];
+    expect(hooks.filter((h) => h.node === 'web1').map((h) => `${h.hook}:${h.command}`)).toEqual([
+      'beforeSignal:withdraw-from-peers web1',
+      'afterRegister:announce',
+    ]);
+    const failing = new FakeFleet(testFleet({ hooks: { beforeSignal: ['false'] } }));
+    failing.node('web1').healthy = true;
+    const partsF = failing.parts();
+    partsF.transportFor = (node) => ({
+      ...failing.transportFor(node),
+      exec: (cmd) =>
+        Promise.resolve({
+          code: 'shell' in cmd && cmd.shell === 'false' ? 1 : 0,
+          stdout: '',
+          stderr: 'peer refused',
+        }),
+    });
+    const report = await runRollout(planRollout(failing.fleet, partsF), partsF, never());
+    expect(report.nodes[0].outcome).toBe('failed');
+    expect(report.nodes[0].reason).toMatch(/beforeSignal hook/);
+    expect(failing.actions).not.toContain('web1:signal:USR1');
   });
 
   it('refuses to start when preflight finds a problem, touching nothing', async () => {

@@ -161,6 +161,18 @@ export const healthProbe = z.discriminatedUnion('type', [httpProbe, tcpProbe, co
 
 const escalationStep = z.object({ signal: signalName, deadline: duration }).strict();
 
+const hook = z.union([
+  shellTemplate.transform((command) => ({ command, on: 'node' as const, deadline: 60_000 })),
+  z
+    .object({
+      command: shellTemplate,
+      /** Run on the node (default) or on the machine running graceroll. */
+      on: z.enum(['node', 'controller']).default('node'),
+      deadline: duration.default('60s'),
+    })
+    .strict(),
+]);
+
 const node = z
   .object({
     name: nodeName,
@@ -229,9 +241,41 @@ export const fleetSchema = z
         settle: duration.default('0s'),
         /** Nodes that may fail before the rollout halts (0: halt at the first failure). */
         maxFailures: countOrPercent.default(0),
+        /** Most nodes out of rotation at any moment, failed ones included (default: the batch size). */
+        maxUnavailable: countOrPercent.optional(),
+        /**
+         * After the canary batch: `confirm` asks on a terminal (--yes skips the question), a duration
+         * waits that long (watching for Ctrl-C) and goes on, `none` goes straight on.
+         */
+        pauseAfterCanary: z.union([z.enum(['confirm', 'none']), duration]).default('confirm'),
       })
       .strict()
       .default({}),
+    /** Commands at step boundaries; their output goes to the journal. */
+    hooks: z
+      .object({
+        beforeDeregister: z.array(hook).default([]),
+        beforeSignal: z.array(hook).default([]),
+        afterRestart: z.array(hook).default([]),
+        afterRegister: z.array(hook).default([]),
+      })
+      .strict()
+      .default({}),
+    /**
+     * The rollout lock: a directory created atomically where every rollout of this fleet must go. By
+     * default on the HAProxy host when it is reached over SSH, else on this machine.
+     */
+    lock: z
+      .object({
+        host: hostname.optional(),
+        path: absolutePath.optional(),
+        /** A lock whose heartbeat is older than this is stale and may be taken over. */
+        staleAfter: duration.default('2m'),
+      })
+      .strict()
+      .default({}),
+    /** Where the journal is written (default: .graceroll/NAME.journal.json beside the config). */
+    journal: localPath.optional(),
     nodes: z.array(node).min(1, 'expected at least one node'),
   })
   .strict();

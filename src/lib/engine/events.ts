@@ -3,6 +3,8 @@ import type { ProcessIdentity } from '../service/types.js';
 
 export const EVENT_SCHEMA_VERSION = 1;
 
+export type HookName = 'beforeDeregister' | 'beforeSignal' | 'afterRestart' | 'afterRegister';
+
 export type NodeOutcome = 'done' | 'failed' | 'skipped' | 'interrupted';
 
 export interface NodeReport {
@@ -43,6 +45,16 @@ export type RolloutEvent =
   | { kind: 'step-progress'; node: string; step: StepName; detail: string }
   | { kind: 'step-end'; node: string; step: StepName; ok: boolean; durationMs: number; detail: string }
   | { kind: 'escalation'; node: string; signal: string; stillInFlight: string }
+  | {
+      kind: 'hook';
+      node: string;
+      hook: HookName;
+      command: string;
+      ok: boolean;
+      durationMs: number;
+      output: string;
+    }
+  | { kind: 'pause'; batch: number; detail: string }
   | {
       kind: 'node-end';
       node: string;

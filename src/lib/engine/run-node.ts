@@ -6,7 +6,9 @@ import type { StepName } from '../plan/types.js';
 import { runProbe, runProbes } from '../probes/run-probe.js';
 import type { ProbeContext } from '../probes/types.js';
 import type { ProcessIdentity, ServiceContext } from '../service/types.js';
-import type { NodeReport } from './events.js';
+import type { HookName, NodeReport } from './events.js';
+import { runCommand } from '../service/run-command.js';
+import { fillShell, nodeValues } from '../template.js';
 import type { EngineParts } from './types.js';
 import { waitUntil, type WaitOutcome } from './wait.js';
 
@@ -29,7 +31,12 @@ const RESTORE_DEADLINE_MS = 15_000;
  * re-register, settle. Expected failures end the pipeline with a report; the node is only ever put back
  * into rotation when it is healthy.
  */
-export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortSignal): Promise<NodeReport> {
+export async function runNode(
+  node: FleetNode,
+  parts: EngineParts,
+  abort: AbortSignal,
+  reexamine = false,
+): Promise<NodeReport> {
   const { fleet, service, lb, emit } = parts;
   const transport = parts.transportFor(node);
   const hasLb = lb.type !== 'none';
@@ -113,9 +120,30 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
         );
   };
 
+  const hooks = async (name: HookName) => {
+    for (const hook of fleet.hooks[name]) {
+      const command = fillShell(hook.command, nodeValues(node));
+      const hookStarted = performance.now();
+      const runOn = hook.on === 'controller' ? (parts.controller ?? transport) : transport;
+      const result = await runCommand(runOn, { shell: command }, abort, hook.deadline);
+      const output = `${result.stdout}${result.stderr}`.slice(-4000);
+      emit({
+        kind: 'hook',
+        node: node.name,
+        hook: name,
+        command,
+        ok: result.outcome.ok,
+        durationMs: performance.now() - hookStarted,
+        output,
+      });
+      must(result.outcome, `${name} hook`);
+    }
+  };
+
   let deregistered = false;
   let oldIdentity: ProcessIdentity | undefined;
   try {
+    await hooks('beforeDeregister');
     if (hasLb) {
       await step('deregister', 'out of rotation', async () => {
         deregistered = true;
@@ -146,9 +174,16 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
       });
     }
 
+    await hooks('beforeSignal');
+    let alreadyStopped = false;
     await step('signal', `SIG${fleet.service.signal}`, async () => {
       const state = await service.status(serviceCtx(abort));
       must(state, 'reading service state');
+      if (state.ok && !state.value.running && reexamine) {
+        // Resuming a node a previous run left stopped: nothing to signal or drain, restart it.
+        alreadyStopped = true;
+        return `already stopped (${state.value.detail}); nothing to signal`;
+      }
       if (!state.ok || !state.value.running)
         throw new StepFailed('the service is not running, so there is nothing to signal');
       oldIdentity = state.value.identity;
@@ -161,25 +196,26 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
     });
 
     let drainFailure: string | undefined;
-    await step('drain', fleet.drain.probes.map((p) => p.type).join(', '), async () => {
-      const outcome = await waitUntil((s) => runProbes(fleet.drain.probes, probeCtx(s, oldIdentity)), {
-        intervalMs: fleet.drain.interval,
-        deadlineMs: fleet.drain.deadline,
-        signal: abort,
-        onCheck: (o) =>
-          emit({
-            kind: 'step-progress',
-            node: node.name,
-            step: 'drain',
-            detail: o.ok ? 'drained' : o.reason,
-          }),
+    if (!alreadyStopped)
+      await step('drain', fleet.drain.probes.map((p) => p.type).join(', '), async () => {
+        const outcome = await waitUntil((s) => runProbes(fleet.drain.probes, probeCtx(s, oldIdentity)), {
+          intervalMs: fleet.drain.interval,
+          deadlineMs: fleet.drain.deadline,
+          signal: abort,
+          onCheck: (o) =>
+            emit({
+              kind: 'step-progress',
+              node: node.name,
+              step: 'drain',
+              detail: o.ok ? 'drained' : o.reason,
+            }),
+        });
+        if (outcome.ok) return `drained in ${formatDuration(outcome.elapsedMs)}`;
+        if (outcome.why === 'aborted' || fleet.drain.onDeadline === 'halt')
+          throw new StepFailed(`did not drain ${describeWait(outcome, fleet.drain.deadline)}`);
+        drainFailure = outcome.lastReason;
+        return `not drained within ${formatDuration(fleet.drain.deadline)}: ${outcome.lastReason}`;
       });
-      if (outcome.ok) return `drained in ${formatDuration(outcome.elapsedMs)}`;
-      if (outcome.why === 'aborted' || fleet.drain.onDeadline === 'halt')
-        throw new StepFailed(`did not drain ${describeWait(outcome, fleet.drain.deadline)}`);
-      drainFailure = outcome.lastReason;
-      return `not drained within ${formatDuration(fleet.drain.deadline)}: ${outcome.lastReason}`;
-    });
 
     if (drainFailure !== undefined) {
       await step('escalate', `drain deadline passed: ${drainFailure}`, async () => {
@@ -213,6 +249,7 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
       must(await service.restart(serviceCtx(abort)), 'restart');
       return 'restarted';
     });
+    await hooks('afterRestart');
 
     await step('verify', `new process + ${fleet.health.consecutive} healthy probes`, async () => {
       await wait(
@@ -250,6 +287,7 @@ export async function runNode(node: FleetNode, parts: EngineParts, abort: AbortS
         return 'up in the load balancer';
       });
     }
+    await hooks('afterRegister');
 
     if (fleet.rollout.settle > 0) {
       await step('settle', `healthy for ${formatDuration(fleet.rollout.settle)}`, async () => {

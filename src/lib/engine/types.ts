@@ -10,6 +10,20 @@ export interface EngineParts {
   lb: LoadBalancer;
   transportFor(node: FleetNode): Transport;
   emit: EmitEvent;
+  /** Runs hook commands on the machine running graceroll. */
+  controller?: Transport;
+}
+
+export interface RolloutOptions {
+  /** Nodes finished by the run being resumed: not touched again. */
+  alreadyDone?: ReadonlySet<string>;
+  /**
+   * Nodes a previous run left in flight or failed: preflight accepts them out of rotation or stopped,
+   * and their pipeline starts from what it finds (a stopped service is restarted without a signal).
+   */
+  reexamine?: ReadonlySet<string>;
+  /** Asked after the canary batch; false stops the rollout. */
+  continueAfterCanary?: (canary: string[], signal: AbortSignal) => Promise<boolean>;
 }
 
 /**

@@ -18,6 +18,9 @@ export const lineFor: LineFormatters = {
   'step-end': (e) => `${e.node} ${e.step} ${ok(e.ok)} in ${formatDuration(e.durationMs)}: ${e.detail}`,
   escalation: (e) =>
     chalk.yellow(`${e.node} ESCALATION: sending ${e.signal}; still in flight: ${e.stillInFlight}`),
+  hook: (e) =>
+    `${e.node} hook ${e.hook} ${ok(e.ok)} in ${formatDuration(e.durationMs)}: ${e.command}${e.ok ? '' : ` — ${e.output.trim().split('\n').slice(-3).join(' | ')}`}`,
+  pause: (e) => chalk.cyan(`after batch ${e.batch + 1}: ${e.detail}`),
   'node-end': (e) =>
     `${e.node} ${e.outcome === 'done' ? chalk.green('done') : chalk.red(e.outcome.toUpperCase())} in ${formatDuration(e.durationMs)}${e.inRotation ? '' : chalk.red(' — OUT OF ROTATION')}${e.reason ? `: ${e.reason}` : ''}`,
   'batch-end': (e) =>

@@ -7,10 +7,11 @@ const SAFE_WORD = /^[A-Za-z0-9_/.,:@%+-]+$/;
  * Reserved words are only special in command position, but quoting them everywhere is harmless and keeps
  * `['if']` a command named `if` instead of a syntax error. Includes bash's, since the login shell may be bash.
  */
+// prettier-ignore
 const RESERVED = new Set([
   'if', 'then', 'else', 'elif', 'fi', 'do', 'done', 'case', 'esac', 'while', 'until', 'for', 'in',
   'function', 'select', 'time', 'coproc',
-]); // prettier-ignore
+]);
 
 /**
  * Quotes one argument for a POSIX shell: inside single quotes nothing is special, and a single quote is
@@ -33,12 +34,10 @@ export function commandLine(command: RemoteCommand): string {
 /**
  * Wraps a shell line so the remote side kills it at its deadline even when nobody is listening any more:
  * without a pty, closing an SSH channel does not signal the command (sshd only closes its pipes).
- * `timeout` puts itself and the command in their own process group and signals the whole group, so
- * children of `sh` die too; `-k 2` follows TERM with KILL after 2 s (coreutils timeout(1)).
- * `exec` makes `timeout` the session's process, so an SSH "signal" request (RFC 4254 6.9) reaches it
- * rather than the login shell, and `timeout` forwards it to the group.
+ * `timeout` signals the command's whole process group, so children of `sh` die too, and `-k 2` follows
+ * TERM with KILL after 2 s (coreutils timeout(1)). A TERM sent to `timeout` itself is forwarded the same way.
  */
 export function wrapWithTimeout(line: string, seconds: number): string {
   if (!(seconds > 0)) throw new Error(`wrapWithTimeout: seconds must be positive, got ${seconds}`);
-  return `exec timeout -k 2 ${Math.ceil(seconds)} sh -c ${shellQuote(line)}`;
+  return `timeout -k 2 ${Math.ceil(seconds)} sh -c ${shellQuote(line)}`;
 }

@@ -12,7 +12,7 @@ import {
   readKnownHosts,
 } from './known-hosts.js';
 import { CappedOutput } from './local.js';
-import { commandLine, wrapWithTimeout } from './quote.js';
+import { commandLine, shellQuote, wrapWithTimeout } from './quote.js';
 import type { ExecOptions, ExecResult, Transport } from './types.js';
 
 export interface SshTransportOptions {
@@ -47,8 +47,14 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
   'rsa-sha2-256',
   'ssh-rsa',
 ];
-/** How long to wait for the server to confirm a cancelled channel closed before giving up on it. */
+/** How long close() waits for the server to acknowledge the end of the connection. */
 const CLOSE_WAIT_MS = 2000;
+/** After a kill: TERM, then `timeout -k 2` sends KILL; past that, stop waiting for the server's word. */
+const STOP_WAIT_MS = 3500;
+/** What sh (dash, bash, busybox ash) says when `exec timeout` finds no timeout. */
+const MISSING_TIMEOUT = /exec: (line \d+: )?timeout: not found/;
+/** First line the wrapper writes to stderr, so the client knows which process to kill. */
+const PID_LINE = /^graceroll-pid (\d+)\n$/;
 
 /**
  * One SSH connection per node, shared by every command on it. Host keys are checked against known_hosts
@@ -69,15 +75,17 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
     if (client) return Promise.resolve({ client });
     connecting ??= openConnection().then((attempt) => {
       connecting = null;
-      if ('client' in attempt) {
-        const current = attempt.client;
-        client = current;
-        // A dropped connection is noticed here; the next exec connects again.
-        current.on('close', () => {
-          if (client === current) client = null;
-        });
-        if (closed) current.end();
+      if (!('client' in attempt)) return attempt;
+      const current = attempt.client;
+      if (closed) {
+        current.end(); // close() ran while we were logging in
+        return { reason: `connection to ${where} was closed` };
       }
+      client = current;
+      // A dropped connection is noticed here; the next exec connects again.
+      current.on('close', () => {
+        if (client === current) client = null;
+      });
       return attempt;
     });
     return connecting;
@@ -106,7 +114,10 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
     }
     let refusal: string | undefined;
     if (opts.hostKeyPolicy === 'off') {
-      if (!warnedOff) opts.onWarning?.(`host key checking is off for ${where}: the connection is not protected against a man in the middle`); // prettier-ignore
+      if (!warnedOff)
+        opts.onWarning?.(
+          `host key checking is off for ${where}: the connection is not protected against a man in the middle`,
+        );
       warnedOff = true;
     } else {
       try {
@@ -142,7 +153,9 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
       };
       // `on`, not `once`: one failure can emit two errors, and an unheard one crashes the process.
       candidate.on('error', (error) => settle({ reason: refusal ?? describeConnectError(error) }));
-      candidate.on('close', () => settle({ reason: refusal ?? `connection to ${where} closed during login` }));
+      candidate.on('close', () =>
+        settle({ reason: refusal ?? `connection to ${where} closed during login` }),
+      );
       candidate.on('ready', () => settle({ client: candidate }));
       try {
         candidate.connect(config);
@@ -165,13 +178,13 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
       case 'revoked':
         return `host key for ${where} (${actual}) is marked @revoked in ${path}:${check.line}: refusing to connect`;
       case 'changed':
-        return `host key for ${where} changed: expected ${check.expectedFingerprint}, got ${check.actualFingerprint} — if the change is expected, remove the old entry from ${path} (line ${check.line}), e.g. with ssh-keygen -R`; // prettier-ignore
+        return `host key for ${where} changed: expected ${check.expectedFingerprint}, got ${check.actualFingerprint} — if the change is expected, remove the old entry from ${path} (line ${check.line}), e.g. with ssh-keygen -R`;
       case 'unknown':
         if (check.otherKeyTypes.length > 0) {
-          return `host key for ${where} is ${actual}, but ${path} only has ${check.otherKeyTypes.join(', ')} keys for it: refusing a key of a new type; if it is expected, add it with ssh-keyscan`; // prettier-ignore
+          return `host key for ${where} is ${actual}, but ${path} only has ${check.otherKeyTypes.join(', ')} keys for it: refusing a key of a new type; if it is expected, add it with ssh-keyscan`;
         }
         if (opts.hostKeyPolicy === 'strict') {
-          return `host key for ${where} (${actual}) is not in ${path}; accept it with hostKeyPolicy: accept-new or add it with ssh-keyscan -p ${port} ${opts.host} >> ${path}`; // prettier-ignore
+          return `host key for ${where} (${actual}) is not in ${path}; accept it with hostKeyPolicy: accept-new or add it with ssh-keyscan -p ${port} ${opts.host} >> ${path}`;
         }
         await appendKnownHost(path, opts.host, port, algo, key);
         opts.onWarning?.(`added the host key for ${where} (${actual}) to ${path}`);
@@ -181,13 +194,16 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
 
   function describeConnectError(error: Error & { level?: string; code?: string }): string {
     if (error.level === 'client-authentication') {
-      const offered = [opts.privateKeyPath && `key ${opts.privateKeyPath}`, opts.agent && 'agent'].filter(Boolean);
+      const offered = [opts.privateKeyPath && `key ${opts.privateKeyPath}`, opts.agent && 'agent'].filter(
+        Boolean,
+      );
       return `authentication failed for ${opts.user}@${where} (offered: ${offered.join(', ') || 'nothing'})`;
     }
     if (error.level === 'client-timeout') {
       return `timed out connecting to ${where} after ${opts.connectTimeoutMs ?? 20_000} ms`;
     }
-    if (error.code === 'ECONNREFUSED') return `connection to ${where} refused: is sshd listening on port ${port}?`;
+    if (error.code === 'ECONNREFUSED')
+      return `connection to ${where} refused: is sshd listening on port ${port}?`;
     return `cannot connect to ${where}: ${error.message}`;
   }
 
@@ -210,8 +226,11 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
         const opening = execChannel(conn.client, line);
         const channel = await untilStopped(opening, stop);
         if (channel) return channel;
-        // Stopped while the server was opening the channel: the command may start anyway, so stop it.
-        opening.then((late) => stopChannel(late), () => {});
+        // Stopped while the server was opening the channel: the command starts anyway, so kill it.
+        opening.then(
+          (late) => void runChannel(late, undefined, stop, () => ({})),
+          () => {},
+        );
         return 'stopped';
       } catch (error) {
         const message = (error as Error).message;
@@ -252,12 +271,17 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
         // The remote deadline is a second later than ours, so ours fires first and says 'timeout';
         // the remote one only matters when we could not tell the server (connection gone, CLI killed).
         const remoteSeconds = Math.ceil(Math.max(deadline - Date.now(), 1) / 1000) + 1;
-        const channel = await openChannel(wrapWithTimeout(line, remoteSeconds), stop.signal);
+        const channel = await openChannel(remoteLine(line, remoteSeconds), stop.signal);
         if (typeof channel === 'string') {
           const failure: Stop = stop.signal.aborted ? stopped() : { failure: 'transport', reason: channel };
           return { code: null, stdout: '', stderr: '', ...failure };
         }
-        return await runChannel(channel, options.stdin, stop.signal, stopped);
+        const result = await runChannel(channel, options.stdin, stop.signal, stopped);
+        if (result.code === 127 && MISSING_TIMEOUT.test(result.stderr)) {
+          const reason = `${where} has no timeout(1) (coreutils or busybox), which graceroll needs to bound remote commands`;
+          return { ...result, code: null, failure: 'transport', reason };
+        }
+        return result;
       } finally {
         release();
       }
@@ -265,6 +289,39 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * Kills remote commands by pid over a separate channel. sshd's "signal" request would be simpler, but
+   * OpenSSH refuses it for root logins ("session signalling requires privilege separation", session.c),
+   * and closing the channel kills nothing. Kills are batched into one channel, which bypasses the session
+   * limit: keep maxSessions below sshd's MaxSessions (8 vs 10 by default) to leave room for it.
+   */
+  const pendingKills = new Set<number>();
+  let killing: Promise<void> | null = null;
+  function killRemote(pid: number): void {
+    pendingKills.add(pid);
+    killing ??= (async () => {
+      while (pendingKills.size > 0 && client) {
+        const pids = [...pendingKills];
+        pendingKills.clear();
+        try {
+          // TERM to `timeout`, which passes it to the command's group and sends KILL 2 s later.
+          const channel = await execChannel(client, `kill -TERM ${pids.join(' ')} 2>/dev/null; true`);
+          await new Promise<void>((resolve) => {
+            channel.on('error', () => {});
+            channel.on('close', () => resolve());
+            channel.resume();
+            channel.stderr.resume();
+            channel.end();
+          });
+        } catch {
+          // No channel: the remote `timeout` still ends the command at its deadline.
+        }
+      }
+      pendingKills.clear();
+      killing = null;
+    })();
   }
 
   function runChannel(
@@ -276,24 +333,45 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
     return new Promise((resolve) => {
       const stdout = new CappedOutput();
       const stderr = new CappedOutput();
+      let pid: number | undefined;
+      let head: Buffer | undefined = Buffer.alloc(0); // stderr until the pid line is seen
       let code: number | null = null;
       let exited = false;
       let channelError: Error | undefined;
-      let closeTimer: NodeJS.Timeout | undefined;
+      let giveUp: NodeJS.Timeout | undefined;
       let settled = false;
       const finish = (result: Pick<ExecResult, 'code' | 'failure' | 'reason'>): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(closeTimer);
+        clearTimeout(giveUp);
         stop.removeEventListener('abort', onStop);
+        if (head) stderr.push(head);
         resolve({ ...result, stdout: stdout.text(), stderr: stderr.text() });
       };
       const onStop = (): void => {
-        stopChannel(channel);
-        closeTimer = setTimeout(() => finish({ code: null, ...stopped() }), CLOSE_WAIT_MS);
+        if (pid !== undefined) killRemote(pid);
+        // Normally the server reports the end within moments of the kill. If it does not (connection
+        // gone), give up on the channel; the remote `timeout` still ends the command.
+        giveUp = setTimeout(() => {
+          channel.close();
+          finish({ code: null, ...stopped() });
+        }, STOP_WAIT_MS);
       };
       channel.on('data', (chunk: Buffer) => stdout.push(chunk));
-      channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      channel.stderr.on('data', (chunk: Buffer) => {
+        if (!head) return stderr.push(chunk);
+        head = Buffer.concat([head, chunk]);
+        const newline = head.indexOf(0x0a);
+        if (newline === -1 && head.length < 64) return;
+        const match = PID_LINE.exec(head.subarray(0, newline + 1).toString('latin1'));
+        const rest = match ? head.subarray(newline + 1) : head;
+        head = undefined;
+        stderr.push(rest);
+        if (match && Number(match[1]) > 1) {
+          pid = Number(match[1]);
+          if (stop.aborted) killRemote(pid);
+        }
+      });
       channel.on('exit', (exitCode: number | null) => {
         exited = true;
         code = typeof exitCode === 'number' ? exitCode : null;
@@ -304,10 +382,15 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
         else if (exited) finish({ code });
         else {
           const why = channelError ? `: ${channelError.message}` : '';
-          finish({ code: null, failure: 'transport', reason: `connection to ${where} lost while the command ran${why}` }); // prettier-ignore
+          finish({
+            code: null,
+            failure: 'transport',
+            reason: `connection to ${where} lost while the command ran${why}`,
+          });
         }
       });
-      stop.addEventListener('abort', onStop, { once: true });
+      if (stop.aborted) onStop();
+      else stop.addEventListener('abort', onStop, { once: true });
       channel.end(stdin ?? '');
     });
   }
@@ -340,34 +423,18 @@ function execChannel(client: Client, line: string): Promise<ClientChannel> {
     try {
       client.exec(line, (error, channel) => (error ? reject(error) : resolve(channel)));
     } catch (error) {
-      reject(error as Error); // 'Not connected' is thrown, not passed to the callback
+      // 'Not connected' is thrown, not passed to the callback.
+      reject(error instanceof Error ? error : new Error(String(error)));
     }
   });
 }
 
-/** Tells the remote `timeout` to kill its group now: closing the channel alone leaves the command running. */
-function stopChannel(channel: ClientChannel): void {
-  sendSignal(channel, 'TERM');
-  channel.close();
-}
-
 /**
- * Sends an SSH "signal" request (RFC 4254 6.9; sshd supports it since OpenSSH 7.9). ssh2's
- * Channel.signal() does nothing once stdin has been ended, because it checks `writable`
- * (lib/Channel.js), and we end stdin at once; the protocol method has no such check.
+ * The line sent to sshd, which runs it with the user's login shell (bash, zsh, fish, csh…): hand it all
+ * to sh at once. Each `exec` keeps one process, so `$$` is the pid of `timeout`, the session's process.
  */
-function sendSignal(channel: ClientChannel, name: string): void {
-  const internal = channel as unknown as {
-    outgoing?: { id: number; state: string };
-    _client?: { _protocol?: { signal?: (id: number, signal: string) => void } };
-  };
-  const protocol = internal._client?._protocol;
-  const out = internal.outgoing;
-  if (out && (out.state === 'open' || out.state === 'eof') && typeof protocol?.signal === 'function') {
-    protocol.signal(out.id, name);
-  } else {
-    channel.signal(name);
-  }
+function remoteLine(line: string, seconds: number): string {
+  return `exec sh -c ${shellQuote(`echo "graceroll-pid $$" >&2; exec ${wrapWithTimeout(line, seconds)}`)}`;
 }
 
 /** Resolves to null when stopped first; the promise itself keeps running. */
@@ -390,7 +457,9 @@ function untilStopped<T>(promise: Promise<T>, stop: AbortSignal): Promise<T | nu
 }
 
 function preferKnownTypes(known: string[]): ServerHostKeyAlgorithm[] {
-  const wanted = new Set<string>(known.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])));
+  const wanted = new Set<string>(
+    known.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])),
+  );
   const first = HOST_KEY_ALGORITHMS.filter((a) => wanted.has(a));
   return [...first, ...HOST_KEY_ALGORITHMS.filter((a) => !wanted.has(a))];
 }

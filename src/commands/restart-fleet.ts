@@ -48,7 +48,15 @@ Exit codes: 0 ok, 1 rollout failed, 2 usage or config error, 3 preflight refused
       summary: 'One JSON event per line on stdout; the last line is the report.',
       default: false,
     }),
-    yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation on a terminal.', default: false }),
+    yes: Flags.boolean({
+      char: 'y',
+      summary: 'Do not ask for confirmation (before starting and after the canary batch).',
+      default: false,
+    }),
+    resume: Flags.boolean({
+      summary: 'Continue the last interrupted or failed run from its journal: finished nodes are skipped.',
+      default: false,
+    }),
   };
 
   async run(): Promise<void> {
@@ -60,6 +68,8 @@ Exit codes: 0 ok, 1 rollout failed, 2 usage or config error, 3 preflight refused
         dryRun: flags['dry-run'],
         json: flags.json,
         yes: flags.yes,
+        resume: flags.resume,
+        stdin: process.stdin,
         stdout: process.stdout,
         stderr: process.stderr,
         env: process.env,

@@ -17,6 +17,8 @@ export const expandHome = (path: string): string =>
 const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
 export interface FleetParts extends EngineParts {
+  /** Where the rollout lock lives: lock.host, else the HAProxy host over SSH, else this machine. */
+  lockTransport(): Transport;
   close(): Promise<void>;
 }
 
@@ -60,12 +62,20 @@ export function buildFleetParts(fleet: Fleet, emit: EmitEvent): FleetParts {
     transportTo: (host) => cached(`lb:${host}`, () => open(host, host)),
     timeoutMs: fleet.deadlines.command,
   });
+  const controller = cached('controller', () => createLocalTransport('controller'));
+  const lockHost =
+    fleet.lock.host ?? (fleet.loadBalancer.type === 'haproxy' ? fleet.loadBalancer.host : undefined);
   return {
     fleet,
     service: createServiceManager(fleet.service),
     lb,
     transportFor,
     emit,
+    controller,
+    lockTransport: () =>
+      lockHost && fleet.transport.type === 'ssh'
+        ? cached(`lb:${lockHost}`, () => open(lockHost, lockHost))
+        : controller,
     async close() {
       await lb.close();
       await Promise.all([...transports.values()].map((t) => t.close()));

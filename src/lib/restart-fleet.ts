@@ -1,10 +1,14 @@
 import { createInterface } from 'node:readline/promises';
-import type { FleetOverrides } from './config/types.js';
+import type { Fleet, FleetOverrides } from './config/types.js';
 import { loadFleet } from './config/load-config.js';
 import { EVENT_SCHEMA_VERSION, type RolloutEvent, type RolloutReport } from './engine/events.js';
 import { runRollout } from './engine/run-rollout.js';
-import { ExitCode } from './exit-codes.js';
+import type { RolloutOptions } from './engine/types.js';
+import { ExitCode, GracerollError } from './exit-codes.js';
 import { buildFleetParts } from './fleet-parts.js';
+import { createJournalWriter, journalPath, readJournal, resumeSets } from './journal/journal.js';
+import type { Journal } from './journal/types.js';
+import { acquireLock } from './lock/lock.js';
 import { createLiveRenderer } from './output/live.js';
 import { chooseOutputMode, configureColor } from './output/mode.js';
 import { formatPlan } from './output/plan-text.js';
@@ -19,6 +23,8 @@ export interface RestartFleetOptions {
   dryRun: boolean;
   json: boolean;
   yes: boolean;
+  resume: boolean;
+  stdin: NodeJS.ReadStream;
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
   env: NodeJS.ProcessEnv;
@@ -39,25 +45,54 @@ export function exitCodeFor(report: RolloutReport, signalExit: ExitCode | undefi
   }
 }
 
-async function confirm(
+async function ask(
   question: string,
   stdin: NodeJS.ReadStream,
   stderr: NodeJS.WriteStream,
+  signal?: AbortSignal,
 ): Promise<boolean> {
   const rl = createInterface({ input: stdin, output: stderr });
+  // On a terminal readline turns Ctrl-C into its own event; hand it to the one signal owner.
+  rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
   try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
+    return /^y(es)?$/i.test((await rl.question(question, { signal })).trim());
+  } catch {
+    return false;
   } finally {
     rl.close();
   }
 }
 
+function fanOut(renderers: Renderer[]): Renderer {
+  return {
+    handle: (event) => renderers.forEach((r) => r.handle(event)),
+    finish: async () => {
+      for (const r of renderers) await r.finish();
+    },
+  };
+}
+
+/** Resume sets from the journal, or a usage error when there is nothing to resume. */
+function resumeFrom(path: string, previous: Journal | undefined): RolloutOptions {
+  if (!previous)
+    throw new GracerollError([`--resume: no journal at ${path}`], ExitCode.usage, [
+      'run without --resume to start a new rollout',
+    ]);
+  if (previous.status === 'ok') {
+    throw new GracerollError(
+      [`--resume: the last run (${previous.runId}) finished ok; there is nothing to resume`],
+      ExitCode.usage,
+    );
+  }
+  return resumeSets(previous);
+}
+
 /** `graceroll restart-fleet`: load, plan, then either print the plan or run it. Returns the exit code. */
 export async function restartFleet(options: RestartFleetOptions): Promise<ExitCode> {
-  const { stdout, stderr, env } = options;
+  const { stdout, stderr, env, stdin } = options;
   const outputEnv = { json: options.json, isTTY: Boolean(stdout.isTTY), env };
   configureColor(outputEnv);
-  const fleet = await loadFleet(options.configPath, options.overrides);
+  const fleet: Fleet = await loadFleet(options.configPath, options.overrides);
 
   // Events before the renderer exists (none are emitted during planning) would be dropped.
   const sink: { renderer?: Renderer } = {};
@@ -74,10 +109,22 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
     );
     return ExitCode.ok;
   }
-  if (!options.yes && process.stdin.isTTY && !options.json) {
-    const go = await confirm(
+  const interactive = Boolean(stdin.isTTY) && !options.json;
+  const hasCanary = plan.batches.some((b) => b.canary) && plan.batches.length > 1;
+  if (hasCanary && fleet.rollout.pauseAfterCanary === 'confirm' && !options.yes && !interactive) {
+    throw new GracerollError(
+      ['rollout.pauseAfterCanary is confirm, but there is no terminal to ask'],
+      ExitCode.usage,
+      ['pass --yes to go on after the canary, or set rollout.pauseAfterCanary to a duration such as 2m'],
+    );
+  }
+  const path = journalPath(fleet);
+  const previous = readJournal(path);
+  const resume = options.resume ? resumeFrom(path, previous) : {};
+  if (!options.yes && interactive) {
+    const go = await ask(
       `Roll ${fleet.nodes.length} node(s) of ${fleet.name} in ${plan.batches.length} batch(es)? [y/N] `,
-      process.stdin,
+      stdin,
       stderr,
     );
     if (!go) {
@@ -88,13 +135,12 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
 
   const write = (text: string) => stdout.write(text);
   const mode = chooseOutputMode(outputEnv);
-  const renderer =
+  const view =
     mode === 'json'
       ? createJsonRenderer(write)
       : mode === 'plain'
         ? createPlainRenderer(write)
         : createLiveRenderer(plan, write);
-  sink.renderer = renderer;
   const signals = ownSignals((signal, count) => {
     const detail =
       count === 1
@@ -103,12 +149,36 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
     emit({ kind: 'interrupt', signal, count, detail });
     if (mode === 'tty') stderr.write(`\n${signal}: ${detail}\n`);
   });
+  let lock;
   try {
-    const report = await runRollout(plan, parts, signals.control);
-    await renderer.finish();
+    lock = await acquireLock(fleet, parts.lockTransport(), signals.control.stop, (message) =>
+      stderr.write(`warning: ${message}\n`),
+    );
+    const journal = createJournalWriter(path, fleet, options.resume ? previous : undefined);
+    sink.renderer = fanOut([journal, view]);
+    if (!options.resume && previous && previous.status !== 'ok') {
+      const left = Object.entries(previous.nodes)
+        .filter(([, n]) => !n.inRotation)
+        .map(([name]) => name);
+      if (left.length)
+        emit({
+          kind: 'warning',
+          message: `the last run (${previous.status}) left ${left.join(', ')} out of rotation; --resume continues it`,
+        });
+    }
+    const report = await runRollout(plan, parts, signals.control, {
+      ...resume,
+      continueAfterCanary: options.yes
+        ? () => Promise.resolve(true)
+        : (canary, signal) =>
+            ask(`Canary ${canary.join(', ')} done. Continue with the rest? [y/N] `, stdin, stderr, signal),
+    });
+    await sink.renderer.finish();
+    if (mode !== 'json' && report.status !== 'ok') stderr.write(`journal: ${path}\n`);
     return exitCodeFor(report, signals.exitCode());
   } finally {
     signals.dispose();
+    await lock?.release();
     await parts.close();
   }
 }

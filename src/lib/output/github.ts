@@ -12,7 +12,7 @@ export const escapeData = (text: string): string =>
 export const escapeProperty = (text: string): string =>
   escapeData(text).replace(/:/g, '%3A').replace(/,/g, '%2C');
 
-type Annotation = 'error' | 'warning';
+type Annotation = 'error' | 'warning' | 'notice';
 const titleFor = (node?: string) => (node ? `graceroll ${node}` : 'graceroll');
 
 type Handlers = { [K in EventKind]: (event: Stamped<Extract<RolloutEvent, { kind: K }>>) => void };
@@ -20,7 +20,7 @@ type Handlers = { [K in EventKind]: (event: Stamped<Extract<RolloutEvent, { kind
 /**
  * GitHub Actions output: a collapsible log group per node (per batch when a batch runs nodes
  * concurrently, since groups cannot nest or interleave), an annotation for every failed node, node left
- * out of rotation, escalation and warning, and at the end a job summary table and step outputs.
+ * out of rotation, escalation, failed hook and warning, and at the end a job summary table and step outputs.
  *
  * Returns undefined outside Actions. Combine it *before* the plain renderer: a group then opens before the
  * node's first line and closes just before its outcome line, which stays visible when the group is folded.
@@ -48,6 +48,11 @@ export function createGithubReporter(
   };
   const annotate = (level: Annotation, node: string | undefined, message: string) =>
     command(`::${level} title=${escapeProperty(titleFor(node))}::${escapeData(message)}`);
+
+  /** A node's first step (or a hook before it) opens its group, unless its batch already has one. */
+  const nodeActive = (node: string) => {
+    if (!batchGroup && open !== node) startGroup(node);
+  };
 
   const writeFiles = (report: RolloutReport) => {
     const files: [string | undefined, () => string][] = [
@@ -77,13 +82,19 @@ export function createGithubReporter(
       batchGroup = e.nodes.length > 1;
       if (batchGroup) startGroup(`batch ${e.batch + 1}${e.canary ? ' (canary)' : ''}: ${e.nodes.join(', ')}`);
     },
-    'step-start': (e) => {
-      if (!batchGroup && open !== e.node) startGroup(e.node);
-    },
+    'step-start': (e) => nodeActive(e.node),
     'step-progress': () => undefined,
     'step-end': () => undefined,
     escalation: (e) =>
       annotate('warning', e.node, `escalated to ${e.signal}; still in flight: ${e.stillInFlight}`),
+    hook: (e) => {
+      nodeActive(e.node);
+      if (!e.ok) {
+        const tail = e.output.trimEnd().split('\n').slice(-5).join('\n');
+        annotate('warning', e.node, `hook ${e.hook} failed: ${e.command}${tail ? `\n${tail}` : ''}`);
+      }
+    },
+    pause: (e) => annotate('notice', undefined, `after batch ${e.batch + 1}: ${e.detail}`),
     'node-end': (e) => {
       if (!batchGroup && open === e.node) endGroup();
       const out = e.inRotation ? '' : ' — OUT OF ROTATION';

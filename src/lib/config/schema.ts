@@ -34,7 +34,8 @@ const transport = z.discriminatedUnion('type', [
       agent: z.boolean().default(true),
       knownHosts: localPath.default('~/.ssh/known_hosts'),
       hostKeyPolicy: z.enum(['strict', 'accept-new', 'off']).default('strict'),
-      maxSessions: z.number().int().min(1).max(64).default(8),
+      /** Commands at once per connection; keep it below sshd's MaxSessions (default 10): cancelling takes one more. */
+      maxSessions: z.number().int().min(1).max(63).default(8),
       connectTimeout: duration.default('10s'),
     })
     .strict(),
@@ -186,7 +187,13 @@ const node = z
     lbServer: lbName.optional(),
     /** Values for templates: {vars.NAME}. */
     vars: z
-      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.union([z.string(), z.number()]))
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a variable name'),
+        z.union([
+          z.string().refine((v) => !v.includes('\0'), 'a NUL byte cannot be passed to a command'),
+          z.number(),
+        ]),
+      )
       .default({}),
   })
   .strict();

@@ -1,4 +1,4 @@
-import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
+import { Listr, type ListrTask } from 'listr2';
 import { formatDuration } from '../config/duration.js';
 import type { Stamped } from '../engine/events.js';
 import type { RolloutPlan, StepName } from '../plan/types.js';
@@ -34,6 +34,7 @@ export function createLiveRenderer(plan: RolloutPlan, write: (text: string) => v
     }
   }
   const outputs = new Map<string, (text: string) => void>();
+  const nodeTitles = new Map<string, (text: string) => void>();
 
   const nodeTasks: ListrTask[] = plan.nodes.map((n) => ({
     title: `${n.node.name} waiting`,
@@ -41,6 +42,7 @@ export function createLiveRenderer(plan: RolloutPlan, write: (text: string) => v
       const runs = await started.get(n.node.name)!.promise;
       if (!runs) return task.skip(`${n.node.name} not started`);
       task.title = n.node.name;
+      nodeTitles.set(n.node.name, (text) => (task.title = text));
       return task.newListr(
         n.steps.map((s) => ({
           title: `${n.node.name} ${s.step}`,
@@ -62,7 +64,7 @@ export function createLiveRenderer(plan: RolloutPlan, write: (text: string) => v
     concurrent: true,
     exitOnError: false,
     registerSignalListeners: false,
-    rendererOptions: { collapseSubtasks: false, timer: PRESET_TIMER, collapseErrors: false },
+    rendererOptions: { collapseSubtasks: false, collapseErrors: false },
   });
   const running = listr.run().catch(() => undefined);
   const extra: string[] = [];
@@ -97,6 +99,9 @@ export function createLiveRenderer(plan: RolloutPlan, write: (text: string) => v
             ?.resolve({ ran: true, ok: event.ok, detail: event.detail, durationMs: event.durationMs });
           break;
         case 'node-end':
+          nodeTitles.get(event.node)?.(
+            `${event.node} ${event.outcome} in ${formatDuration(event.durationMs)}${event.inRotation ? '' : ' — OUT OF ROTATION'}`,
+          );
           finishNode(event.node);
           break;
         case 'rollout-end':

@@ -125,6 +125,35 @@ nodes:
     expect(problems(minimal, { batchSize: 'lots' })[0]).toMatch(/rollout\.batchSize/);
   });
 
+  it('refuses a template placeholder that has no value for some node', () => {
+    const found = problems(`
+service: { type: command, status: "cat /run/{vars.app}.pid", restart: "start {vars.app}" }
+health: { probes: [{ type: http, url: "http://{host}:{vars.port}/health" }] }
+nodes:
+  - { name: a, vars: { app: x, port: 1 } }
+  - { name: b, vars: { port: 2 } }
+  - { name: c }
+`);
+    expect(found).toEqual([
+      expect.stringMatching(/service\.status: \{vars\.app\} has no value for nodes b, c$/),
+      expect.stringMatching(/service\.restart: \{vars\.app\} has no value for nodes b, c$/),
+      expect.stringMatching(/health\.probes\[0\]\.url: \{vars\.port\} has no value for node c$/),
+    ]);
+  });
+
+  it('refuses a YAML alias bomb quickly instead of expanding it', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++)
+      bomb.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(', ')}]`,
+      );
+    const started = performance.now();
+    expect(problems(bomb.join('\n'))[0]).toMatch(/^fleet\.yaml: /);
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
   it('accepts every example under examples/', () => {
     const dir = new URL('../../examples/', import.meta.url);
     const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));

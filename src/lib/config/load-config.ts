@@ -88,7 +88,14 @@ export function parseFleetYaml(text: string, source: string, overrides: FleetOve
     const pos = lineCounter.linePos(node.range[0]);
     return `${source}:${pos.line}:${pos.col}`;
   };
-  return parseFleet(doc.toJS() ?? {}, source, overrides, locate);
+  let data: unknown;
+  try {
+    // toJS resolves aliases: an unknown one, or an alias bomb past maxAliasCount, throws here.
+    data = doc.toJS({ maxAliasCount: 1000 }) ?? {};
+  } catch (error) {
+    throw new GracerollError([`${source}: ${(error as Error).message.split('\n')[0]}`], ExitCode.usage);
+  }
+  return parseFleet(data, source, overrides, locate);
 }
 
 export async function loadFleet(path: string, overrides: FleetOverrides = {}): Promise<Fleet> {

@@ -1,3 +1,4 @@
+import { missingValues, nodeValues } from '../template.js';
 import type { FleetParsed } from './schema.js';
 import type { Fleet, FleetOverrides } from './types.js';
 
@@ -85,6 +86,57 @@ export function checkRules(fleet: Fleet, overrides: FleetOverrides): RuleProblem
       path: ['drain', 'escalation'],
       message: 'onDeadline is escalate but no escalation step is given',
     });
+  }
+  problems.push(...checkTemplates(fleet));
+  return problems;
+}
+
+/** Every template with the path of the field it came from. */
+function templates(fleet: Fleet): { path: (string | number)[]; text: string }[] {
+  const out: { path: (string | number)[]; text: string }[] = [];
+  const add = (path: (string | number)[], text: string | undefined) =>
+    text !== undefined && out.push({ path, text });
+  if (fleet.service.type === 'command') {
+    for (const key of ['status', 'kill', 'restart'] as const) add(['service', key], fleet.service[key]);
+  }
+  if (fleet.loadBalancer.type === 'command') {
+    for (const key of ['deregister', 'register', 'state'] as const)
+      add(['loadBalancer', key], fleet.loadBalancer[key]);
+  }
+  for (const [section, probes] of [
+    ['drain', fleet.drain.probes],
+    ['health', fleet.health.probes],
+  ] as const) {
+    probes.forEach((probe, i) => {
+      if (probe.type === 'http') add([section, 'probes', i, 'url'], probe.url);
+      if (probe.type === 'command') add([section, 'probes', i, 'command'], probe.command);
+      if (probe.type === 'tcp') add([section, 'probes', i, 'host'], probe.host);
+    });
+  }
+  for (const [name, hooks] of Object.entries(fleet.hooks))
+    hooks.forEach((hook, i) => add(['hooks', name, i], hook.command));
+  return out;
+}
+
+/**
+ * A placeholder with no value for some node is an error, not text left in a command: `{vars.port}`
+ * silently reaching a shell as-is would run something the operator never meant.
+ */
+function checkTemplates(fleet: Fleet): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  for (const { path, text } of templates(fleet)) {
+    const lacking = new Map<string, string[]>();
+    for (const node of fleet.nodes) {
+      for (const key of missingValues(text, nodeValues(node, { signal: 'TERM', pid: 1 }))) {
+        lacking.set(key, [...(lacking.get(key) ?? []), node.name]);
+      }
+    }
+    for (const [key, nodes] of lacking) {
+      problems.push({
+        path,
+        message: `{${key}} has no value for node${nodes.length > 1 ? 's' : ''} ${nodes.join(', ')}`,
+      });
+    }
   }
   return problems;
 }

@@ -181,3 +181,45 @@ describe('status', () => {
     expect(text.stdout).toMatch(/^a\s+running\s+\d+\s+ok\s+up/m);
   });
 });
+
+describe('signals to graceroll', () => {
+  it('SIGTERM: the node in flight finishes and is back in rotation; exit 143', async () => {
+    fleet = new SleeperFleet();
+    fleet.start();
+    const config = fleet.config('', { slowDrain: 'yes' });
+    const { run, reached } = rollUntil(
+      ['restart-fleet', '-c', config, '--json'],
+      (e) => e.kind === 'step-start' && e.step === 'drain',
+    );
+    await reached;
+    run.child.kill('SIGTERM');
+    setTimeout(() => fleet.touch('a.drained'), 300);
+    const { code, stdout } = await run.done;
+    expect(code).toBe(143);
+    const { report } = jsonLines(stdout).at(-1)!;
+    expect(report.nodes.map((n: any) => n.outcome)).toEqual(['done', 'skipped', 'skipped']);
+    expect(report.outOfRotation).toEqual([]);
+    expect(fleet.lb('a')).toBe('up');
+  });
+
+  it('a second SIGINT cuts the drain short: the stopped node stays out and is named on screen, in the journal and the exit code', async () => {
+    fleet = new SleeperFleet();
+    fleet.start();
+    const config = fleet.config('', { slowDrain: 'yes' });
+    const run = startCli(['restart-fleet', '-c', config]);
+    let sent = 0;
+    run.child.stdout!.on('data', (chunk: Buffer) => {
+      if (sent === 0 && / a drain started/.test(chunk.toString())) {
+        sent = 1;
+        run.child.kill('SIGINT');
+        setTimeout(() => run.child.kill('SIGINT'), 200);
+      }
+    });
+    const { code, stdout } = await run.done;
+    expect(code).toBe(130);
+    expect(stdout).toMatch(/OUT OF ROTATION: a/);
+    expect(stdout).toMatch(/a is OUT of rotation \(service not running/);
+    expect(fleet.lb('a')).toBe('maint');
+    expect(fleet.journal().nodes.a).toMatchObject({ state: 'interrupted', inRotation: false });
+  });
+});

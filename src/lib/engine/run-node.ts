@@ -246,7 +246,7 @@ export async function runNode(
     }
 
     await step('restart', 'restart', async () => {
-      must(await service.restart(serviceCtx(abort)), 'restart');
+      must(await service.restart({ ...serviceCtx(abort), timeoutMs: fleet.deadlines.restart }), 'restart');
       return 'restarted';
     });
     await hooks('afterRestart');

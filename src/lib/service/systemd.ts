@@ -28,7 +28,8 @@ export function parseSystemctlShow(text: string): Record<string, string> {
 export function serviceStateFromShow(props: Record<string, string>): ServiceState {
   const pid = Number(props.MainPID ?? 0);
   const detail = `${props.ActiveState ?? '?'}/${props.SubState ?? '?'}`;
-  if (props.ActiveState === 'active' && pid > 0) {
+  // A unit that is deactivating still has its main process: for drain purposes it is still running.
+  if (pid > 0 && props.ActiveState !== 'inactive' && props.ActiveState !== 'failed') {
     return {
       running: true,
       identity: { pid, startTime: props.ExecMainStartTimestampMonotonic ?? '' },

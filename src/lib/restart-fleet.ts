@@ -9,6 +9,8 @@ import { buildFleetParts } from './fleet-parts.js';
 import { createJournalWriter, journalPath, readJournal, resumeSets } from './journal/journal.js';
 import type { Journal } from './journal/types.js';
 import { acquireLock } from './lock/lock.js';
+import { combineRenderers } from './output/combine.js';
+import { createGithubReporter } from './output/github.js';
 import { createLiveRenderer } from './output/live.js';
 import { chooseOutputMode, configureColor } from './output/mode.js';
 import { formatPlan } from './output/plan-text.js';
@@ -61,15 +63,6 @@ async function ask(
   } finally {
     rl.close();
   }
-}
-
-function fanOut(renderers: Renderer[]): Renderer {
-  return {
-    handle: (event) => renderers.forEach((r) => r.handle(event)),
-    finish: async () => {
-      for (const r of renderers) await r.finish();
-    },
-  };
 }
 
 /** Resume sets from the journal, or a usage error when there is nothing to resume. */
@@ -155,7 +148,9 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
       stderr.write(`warning: ${message}\n`),
     );
     const journal = createJournalWriter(path, fleet, options.resume ? previous : undefined);
-    sink.renderer = fanOut([journal, view]);
+    // Before `view`: a node's log group opens before its first line and closes before its outcome line.
+    const github = createGithubReporter(env, mode === 'json' ? (text) => stderr.write(text) : write);
+    sink.renderer = combineRenderers(journal, github, view);
     if (!options.resume && previous && previous.status !== 'ok') {
       const left = Object.entries(previous.nodes)
         .filter(([, n]) => !n.inRotation)

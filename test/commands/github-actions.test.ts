@@ -62,7 +62,7 @@ describe('graceroll restart-fleet on GitHub Actions (through the CLI)', () => {
     expect(stdout).toMatch(/^\S+ a restart ok in /m);
 
     const summary = readFileSync(env.GITHUB_STEP_SUMMARY, 'utf8');
-    expect(summary).toMatch(/^### ❌ graceroll: sleepers — failed in /m);
+    expect(summary).toMatch(/^### ❌ graceroll: sleepers-\w+ — failed in /m);
     expect(summary).toMatch(
       /^\| node \| outcome \| in LB \| deregister \| lb-drain \| signal \| drain \| escalate \| restart \| verify \| register \| total \|$/m,
     );
@@ -74,7 +74,7 @@ describe('graceroll restart-fleet on GitHub Actions (through the CLI)', () => {
     const outputs = readOutputs(env.GITHUB_OUTPUT);
     expect(outputs).toMatchObject({ status: 'failed', 'failed-nodes': 'b', 'out-of-rotation': 'b' });
     expect(JSON.parse(outputs.report)).toMatchObject({
-      fleet: 'sleepers',
+      fleet: fleet.name,
       status: 'failed',
       outOfRotation: ['b'],
     });

@@ -60,7 +60,15 @@ async function startSleepers(config: string) {
   const text = readFileSync(config, 'utf8');
   const restart = /restart: "(.*)"/.exec(text)![1];
   const { execSync } = await import('node:child_process');
-  for (const node of ['a', 'b', 'c']) execSync(restart.replaceAll('{node}', node), { shell: '/bin/sh' });
+  for (const node of ['a', 'b', 'c']) {
+    // The previous test's sleeper for this node, if still running, is replaced: stop it first.
+    try {
+      process.kill(Number(readFileSync(join(dir, `${node}.pid`), 'utf8')), 'SIGKILL');
+    } catch {
+      /* none, or already gone */
+    }
+    execSync(restart.replaceAll('{node}', node), { shell: '/bin/sh' });
+  }
 }
 
 describe('graceroll restart-fleet (through the CLI)', () => {

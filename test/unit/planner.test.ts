@@ -51,8 +51,8 @@ describe('planRollout', () => {
       rollout: { batchSize: 2, settle: '3s' },
       nodes: [
         { name: 'web1', host: '10.0.0.11', vars: { port: 8080 } },
-        { name: 'web2', lbServer: 'srv2' },
-        { name: 'web3' },
+        { name: 'web2', lbServer: 'srv2', vars: { port: 8080 } },
+        { name: 'web3', vars: { port: 8080 } },
       ],
     },
     'fleet.yaml',

@@ -1,20 +1,18 @@
-import { existsSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Fleet, FleetNode } from './config/types.js';
 import type { EmitEvent } from './engine/events.js';
 import type { EngineParts } from './engine/types.js';
 import { createLoadBalancer } from './lb/index.js';
 import { createServiceManager } from './service/index.js';
+import { createDeferredTransport, createJumpPool } from './transport/jump.js';
 import { createLocalTransport } from './transport/local.js';
+import { createSshConfigResolver, resolveSshTarget } from './transport/ssh-config.js';
 import { createSshTransport } from './transport/ssh.js';
 import type { Transport } from './transport/types.js';
 
 export const expandHome = (path: string): string =>
   path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
-
-/** OpenSSH's default identities, in its order (ssh(1) -i). */
-const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
 export interface FleetParts extends EngineParts {
   /** Where the rollout lock lives: lock.host, else the HAProxy host over SSH, else this machine. */
@@ -30,24 +28,52 @@ export function buildFleetParts(fleet: Fleet, emit: EmitEvent): FleetParts {
   const transports = new Map<string, Transport>();
   const warn = (node: string) => (message: string) => emit({ kind: 'warning', node, message });
 
+  // Shared by every SSH connection of the fleet: one ssh config lookup per host, one connection per jump host.
+  const ssh = fleet.transport.type === 'ssh' ? fleet.transport : undefined;
+  const sshConfig = createSshConfigResolver({
+    configPath: ssh?.sshConfig,
+    onWarning: (message) => emit({ kind: 'warning', message }),
+  });
+  const login = ssh && {
+    passphrase: ssh.passphraseEnv ? process.env[ssh.passphraseEnv] : undefined,
+    agent: ssh.agent ? process.env.SSH_AUTH_SOCK : undefined,
+    knownHostsPath: expandHome(ssh.knownHosts),
+    hostKeyPolicy: ssh.hostKeyPolicy,
+    connectTimeoutMs: ssh.connectTimeout,
+  };
+  const jumps =
+    login && createJumpPool({ ...login, onWarning: (message) => emit({ kind: 'warning', message }) });
+
+  /**
+   * A node's transport. The ssh config is applied to `host` (HostName, User, Port, IdentityFile, ProxyJump)
+   * on first use; the fleet file's own port/user/identityFile/jump win over it where set (ssh-config.ts).
+   */
   const open = (name: string, host: string, port?: number, user?: string): Transport => {
     const config = fleet.transport;
-    if (config.type === 'local') return createLocalTransport(name);
-    const identity =
-      config.identityFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).find((k) => existsSync(expandHome(k)));
-    return createSshTransport({
-      node: name,
-      host,
-      port: port ?? config.port,
-      user: user ?? config.user ?? userInfo().username,
-      privateKeyPath: identity ? expandHome(identity) : undefined,
-      passphrase: config.passphraseEnv ? process.env[config.passphraseEnv] : undefined,
-      agent: config.agent ? process.env.SSH_AUTH_SOCK : undefined,
-      knownHostsPath: expandHome(config.knownHosts),
-      hostKeyPolicy: config.hostKeyPolicy,
-      maxSessions: config.maxSessions,
-      connectTimeoutMs: config.connectTimeout,
-      onWarning: warn(name),
+    if (config.type === 'local' || !login || !jumps) return createLocalTransport(name);
+    const jump =
+      typeof config.jump === 'string' && config.jump !== 'none' ? config.jump.split(',') : config.jump;
+    return createDeferredTransport(name, async () => {
+      const target = await resolveSshTarget(sshConfig, {
+        host,
+        port: port ?? config.port,
+        user: user ?? config.user,
+        identityFile: config.identityFile && expandHome(config.identityFile),
+        jump,
+      });
+      target.warnings.forEach(warn(name));
+      const chain = target.jumps;
+      return createSshTransport({
+        ...login,
+        node: name,
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        privateKeyPath: target.privateKeyPath,
+        maxSessions: config.maxSessions,
+        sock: chain.length > 0 ? () => jumps.stream(chain, target.host, target.port) : undefined,
+        onWarning: warn(name),
+      });
     });
   };
   const cached = (key: string, make: () => Transport) => {
@@ -79,6 +105,7 @@ export function buildFleetParts(fleet: Fleet, emit: EmitEvent): FleetParts {
     async close() {
       await lb.close();
       await Promise.all([...transports.values()].map((t) => t.close()));
+      await jumps?.close();
     },
   };
 }

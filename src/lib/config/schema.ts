@@ -15,6 +15,19 @@ import {
 /** Shell command written by the operator. Values templated into it ({node}, {host}…) are quoted. */
 const shellTemplate = z.string().min(1, 'expected a command');
 
+/** One jump host as `ssh -J` takes it: `[user@]host[:port]` (`[addr]` for IPv6, `ssh://` allowed). */
+const JUMP_HOP =
+  /^(?:ssh:\/\/)?(?:([a-z_][a-z0-9_.-]*\$?)@)?(\[[0-9A-Fa-f:.]+\]|[^@:[\]\s/,]+)(?::(\d{1,5}))?$/i;
+const isJumpHop = (value: string): boolean => {
+  const match = JUMP_HOP.exec(value);
+  if (!match) return false;
+  const host = match[2].startsWith('[') ? match[2].slice(1, -1) : match[2];
+  return (
+    hostname.safeParse(host).success && (match[3] === undefined || port.safeParse(Number(match[3])).success)
+  );
+};
+const jumpHop = z.string().refine(isJumpHop, { message: 'expected a jump host as [user@]host[:port]' });
+
 const transport = z.discriminatedUnion('type', [
   z.object({ type: z.literal('local') }).strict(),
   z
@@ -24,7 +37,8 @@ const transport = z.discriminatedUnion('type', [
         .string()
         .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name')
         .optional(),
-      port: port.default(22),
+      /** Default: the ssh config's Port for the host, else 22. Set here, it wins over the ssh config (like ssh -p). */
+      port: port.optional(),
       identityFile: localPath.optional(),
       /** Name of the environment variable holding the key's passphrase. */
       passphraseEnv: z
@@ -37,6 +51,26 @@ const transport = z.discriminatedUnion('type', [
       /** Commands at once per connection; keep it below sshd's MaxSessions (default 10): cancelling takes one more. */
       maxSessions: z.number().int().min(1).max(63).default(8),
       connectTimeout: duration.default('10s'),
+      /**
+       * OpenSSH client config applied to every host (HostName, User, Port, IdentityFile, ProxyJump, Include,
+       * and Match where the ssh binary is installed): a file, like ssh -F, or false to read none. Default: what
+       * a plain `ssh` reads, ~/.ssh/config and /etc/ssh/ssh_config. Values set in this file win over it.
+       */
+      sshConfig: z.union([localPath, z.literal(false)]).optional(),
+      /**
+       * Jump host(s) in front of every node, like ssh -J: `[user@]host[:port]`, a list or a comma list for a
+       * chain (first hop first), or `none` to ignore ProxyJump from the ssh config. Host keys are checked at
+       * every hop; one connection per jump host is shared by all nodes behind it.
+       */
+      jump: z
+        .union([
+          z.literal('none'),
+          z.string().refine((v) => v.split(',').every(isJumpHop), {
+            message: 'expected jump hosts as [user@]host[:port], separated by commas, or none',
+          }),
+          z.array(jumpHop).min(1),
+        ])
+        .optional(),
     })
     .strict(),
 ]);
@@ -71,6 +105,144 @@ const haproxyAddress = z.union([
   z.string().regex(/^tcp:[A-Za-z0-9.-]+:\d{1,5}$/, 'expected a unix socket path or tcp:host:port'),
 ]);
 
+/** Text compared with what a load balancer holds or sent to its API: {host}, {vars.x}… go in as they are. */
+const valueTemplate = z.string().min(1, 'expected a value or a template such as {host}:{vars.port}');
+const lbUrlTemplate = z
+  .string()
+  .regex(/^https?:\/\//, 'expected an http:// or https:// URL (templates like {lbServer} allowed)');
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name');
+/** RFC 9110 5.1 token. */
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected an HTTP header name');
+const httpStatus = z.number().int().min(100).max(599);
+const httpStatuses = z.union([httpStatus, z.array(httpStatus).min(1)]);
+const lbStateName = z.enum(['up', 'down', 'drain', 'maint', 'absent']);
+
+const nginxLoadBalancer = z
+  .object({
+    type: z.literal('nginx'),
+    /** The file holding `upstream NAME { server …; }`, included from nginx.conf: graceroll rewrites it. */
+    upstreamFile: absolutePath,
+    upstream: lbName,
+    /** The nginx host, reached over SSH (same transport settings as the nodes); omit for this machine. */
+    host: hostname.optional(),
+    /** How a node is written in the upstream block: compared with each `server` address. */
+    server: valueTemplate.default('{host}:{vars.port}'),
+    /** Checks the edited config before the reload; when it fails the file is put back. */
+    test: shellTemplate.default('nginx -t'),
+    reload: shellTemplate.default('nginx -s reload'),
+    /** The master's PID file: its old workers are watched until the reload has taken effect. */
+    pidFile: absolutePath.default('/run/nginx.pid'),
+    /** Run the file edits, test and reload through `sudo -n` (a non-root SSH user). */
+    sudo: z.boolean().default(false),
+  })
+  .strict();
+
+const caddyLoadBalancer = z
+  .object({
+    type: z.literal('caddy'),
+    /** Caddy's admin API. */
+    admin: z
+      .string()
+      .regex(/^https?:\/\/[^/?#\s]+\/?$/, 'expected the admin API address as http://host:port')
+      .default('http://localhost:2019'),
+    /** The "@id" of the reverse_proxy handler whose upstreams are the nodes. */
+    handlerId: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'expected an @id made of letters, digits, "_.:-"'),
+    /** How a node is written as an upstream: its `dial` address. */
+    dial: valueTemplate.default('{host}:{vars.port}'),
+    timeout: duration.default('10s'),
+  })
+  .strict();
+
+const httpLbCall = (method: 'GET' | 'POST') =>
+  z
+    .object({
+      method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default(method),
+      url: lbUrlTemplate,
+      /** A string is sent as written; an object is sent as JSON. Templates in either are filled in. */
+      body: z.union([z.string(), z.record(z.unknown())]).optional(),
+      headers: z.record(headerName, z.string()).default({}),
+      /** Headers whose value is read from an environment variable, never printed: {Authorization: LB_TOKEN}. */
+      headersFromEnv: z.record(headerName, envName).default({}),
+      /** Default: any 2xx. */
+      expectStatus: httpStatuses.optional(),
+    })
+    .strict();
+
+const httpLbState = httpLbCall('GET')
+  .extend({
+    /** A JSON field (dot path) holding the state: up, down, drain, maint, absent, or a word mapped by `values`. */
+    jsonPath: z.string().min(1).optional(),
+    /** The load balancer's words for the states, e.g. {READY: up, DRAIN: drain, MAINT: maint}. */
+    values: z.record(z.string(), lbStateName).optional(),
+    /** Or: a JSON field and its value while the node is in rotation; any other value counts as out (maint). */
+    upPath: z.string().min(1).optional(),
+    upValue: z.union([z.string(), z.number(), z.boolean()]).optional(),
+    /** A JSON field holding the node's active sessions. */
+    sessionsPath: z.string().min(1).optional(),
+    /** Answers that mean the load balancer does not know the node, e.g. 404. */
+    absentStatus: httpStatuses.optional(),
+  })
+  .strict()
+  .superRefine((state, ctx) => {
+    const byPath = state.upPath !== undefined || state.upValue !== undefined;
+    if (state.jsonPath === undefined && !byPath)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give jsonPath, or upPath and upValue' });
+    else if (state.jsonPath !== undefined && byPath)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['jsonPath'],
+        message: 'give jsonPath or upPath/upValue, not both',
+      });
+    else if (byPath && (state.upPath === undefined || state.upValue === undefined))
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: [state.upPath === undefined ? 'upPath' : 'upValue'],
+        message: 'upPath and upValue go together',
+      });
+    if (state.values !== undefined && state.jsonPath === undefined)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['values'], message: 'values needs jsonPath' });
+  });
+
+const httpLoadBalancer = z
+  .object({
+    type: z.literal('http'),
+    deregister: httpLbCall('POST'),
+    register: httpLbCall('POST'),
+    state: httpLbState,
+    /** Sent with every request; a request's own headers win. */
+    headers: z.record(headerName, z.string()).default({}),
+    headersFromEnv: z.record(headerName, envName).default({}),
+    insecure: z.boolean().default(false),
+    timeout: duration.default('10s'),
+  })
+  .strict();
+
+const awsTargetGroupLoadBalancer = z
+  .object({
+    type: z.literal('aws-target-group'),
+    targetGroupArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup\/[A-Za-z0-9-]{1,32}\/[0-9a-f]+$/,
+        'expected a target group ARN: arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID',
+      ),
+    /** Default: the region in the ARN. */
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as eu-west-1')
+      .optional(),
+    /** The node's target: an instance ID, an IP address or a Lambda ARN. */
+    targetId: valueTemplate.default('{vars.instanceId}'),
+    /** The port the target is registered on (a number or a template); omit for the target group's port. */
+    port: z.union([port, valueTemplate]).optional(),
+    /** Another ELBv2 endpoint: a VPC interface endpoint, or a local server in tests. */
+    endpoint: z
+      .string()
+      .regex(/^https?:\/\//, 'expected an http:// or https:// URL')
+      .optional(),
+  })
+  .strict();
+
 const loadBalancer = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
   z
@@ -100,6 +272,10 @@ const loadBalancer = z.discriminatedUnion('type', [
       state: shellTemplate,
     })
     .strict(),
+  nginxLoadBalancer,
+  caddyLoadBalancer,
+  httpLoadBalancer,
+  awsTargetGroupLoadBalancer,
 ]);
 
 const httpProbe = z

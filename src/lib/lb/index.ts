@@ -1,8 +1,12 @@
 import type { LoadBalancerConfig } from '../config/types.js';
 import type { Transport } from '../transport/types.js';
+import { createAwsTargetGroupLoadBalancer } from './aws.js';
+import { createCaddyLoadBalancer } from './caddy.js';
 import { createCommandLoadBalancer } from './command.js';
 import { createHaproxyLoadBalancer } from './haproxy.js';
 import { directRuntimeApi, remoteRuntimeApi } from './haproxy-runtime.js';
+import { createHttpLoadBalancer } from './http-api.js';
+import { createNginxLoadBalancer } from './nginx.js';
 import { createNoLoadBalancer } from './none.js';
 import type { LoadBalancer } from './types.js';
 
@@ -33,5 +37,18 @@ export function createLoadBalancer(config: LoadBalancerConfig, parts: LoadBalanc
         Promise.resolve(),
       );
     }
+    case 'nginx': {
+      if (config.host) {
+        const transport = parts.transportTo(config.host);
+        return createNginxLoadBalancer(config, transport, parts.timeoutMs, () => transport.close());
+      }
+      return createNginxLoadBalancer(config, parts.local, parts.timeoutMs, () => Promise.resolve());
+    }
+    case 'caddy':
+      return createCaddyLoadBalancer(config);
+    case 'http':
+      return createHttpLoadBalancer(config);
+    case 'aws-target-group':
+      return createAwsTargetGroupLoadBalancer(config, parts.timeoutMs);
   }
 }

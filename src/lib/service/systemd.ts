@@ -16,6 +16,15 @@ type SystemdConfig = Extract<ServiceConfig, { type: 'systemd' }>;
 /** Properties read with `systemctl show` (systemd.exec(5), org.freedesktop.systemd1(5)). */
 const PROPERTIES = ['ActiveState', 'SubState', 'MainPID', 'ExecMainStartTimestampMonotonic'];
 
+/** What systemctl older than 252 says to --kill-whom= (getopt_long). */
+const OLD_SYSTEMCTL = /unrecognized option '?--kill-whom/;
+
+/** The same `systemctl kill` with --kill-who=, the option's name before systemd 252. */
+export function legacySignal(command: RemoteCommand): RemoteCommand {
+  if (!('argv' in command)) return command;
+  return { argv: command.argv.map((arg) => arg.replace(/^--kill-whom=/, '--kill-who=')) };
+}
+
 export function parseSystemctlShow(text: string): Record<string, string> {
   const props: Record<string, string> = {};
   for (const line of text.split('\n')) {
@@ -62,8 +71,22 @@ export function createSystemdManager(config: SystemdConfig): ServiceManager {
     },
     async sendSignal(ctx: ServiceContext, signal: SignalName, _identity?: ProcessIdentity): Promise<Outcome> {
       // systemd targets the unit's current main process itself, so no PID from us can go stale here.
-      return (await runCommand(ctx.transport, commands(ctx.node).signal(signal), ctx.signal, ctx.timeoutMs))
-        .outcome;
+      const result = await runCommand(
+        ctx.transport,
+        commands(ctx.node).signal(signal),
+        ctx.signal,
+        ctx.timeoutMs,
+      );
+      if (result.outcome.ok || !OLD_SYSTEMCTL.test(result.stderr)) return result.outcome;
+      // systemd before 252 only knows --kill-who= (252 renamed it): nothing was signalled, so say it again.
+      return (
+        await runCommand(
+          ctx.transport,
+          legacySignal(commands(ctx.node).signal(signal)),
+          ctx.signal,
+          ctx.timeoutMs,
+        )
+      ).outcome;
     },
     async restart(ctx: ServiceContext): Promise<Outcome> {
       return (await runCommand(ctx.transport, commands(ctx.node).restart, ctx.signal, ctx.timeoutMs)).outcome;

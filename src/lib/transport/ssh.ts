@@ -29,13 +29,19 @@ export interface SshTransportOptions {
   /** Channels open at once on the connection; sshd refuses more than its MaxSessions (default 10). */
   maxSessions?: number;
   connectTimeoutMs?: number;
-  /** An already-open stream to the SSH server, e.g. a `forwardOut` channel through a jump host. */
-  sock?: Duplex;
+  /**
+   * An already-open stream to the SSH server, e.g. a `forwardOut` channel through a jump host; or a function
+   * called for every connection attempt, so that a reconnect gets a new stream (jump.ts). A function that
+   * rejects fails the attempt with its message.
+   */
+  sock?: Duplex | (() => Promise<Duplex>);
   onWarning?: (message: string) => void;
 }
 
 type Stop = Pick<ExecResult, 'failure' | 'reason'>;
-type Attempt = { client: Client } | { reason: string };
+/** A logged-in connection, or why there is none. */
+export type SshLogin = { client: Client } | { reason: string };
+type Attempt = SshLogin;
 
 /** ssh2's own order (lib/protocol/constants.js), used to put the types known_hosts has for a host first. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -67,7 +73,7 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
   let client: Client | null = null;
   let connecting: Promise<Attempt> | null = null;
   let closed = false;
-  let warnedOff = false;
+  const openConnection = sshConnector(opts);
 
   /** The live connection, or one new attempt shared by everyone asking meanwhile. */
   function connection(): Promise<Attempt> {
@@ -89,130 +95,6 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
       return attempt;
     });
     return connecting;
-  }
-
-  async function openConnection(): Promise<Attempt> {
-    const config: ConnectConfig = {
-      host: opts.host,
-      port,
-      username: opts.user,
-      agent: opts.agent,
-      passphrase: opts.passphrase,
-      sock: opts.sock,
-      readyTimeout: opts.connectTimeoutMs ?? 20_000,
-      // Notices a peer that vanished without closing TCP (45 s), so the next exec reconnects.
-      keepaliveInterval: 15_000,
-      keepaliveCountMax: 3,
-    };
-    if (opts.privateKeyPath) {
-      const path = expandHome(opts.privateKeyPath);
-      try {
-        config.privateKey = await readFile(path);
-      } catch (error) {
-        return { reason: `cannot read private key ${path} for ${where}: ${(error as Error).message}` };
-      }
-    }
-    let refusal: string | undefined;
-    if (opts.hostKeyPolicy === 'off') {
-      if (!warnedOff)
-        opts.onWarning?.(
-          `host key checking is off for ${where}: the connection is not protected against a man in the middle`,
-        );
-      warnedOff = true;
-    } else {
-      try {
-        const known = knownKeyTypes(await readKnownHosts(opts.knownHostsPath), opts.host, port);
-        if (known.length > 0) config.algorithms = { serverHostKey: preferKnownTypes(known) };
-      } catch (error) {
-        return { reason: `cannot read ${opts.knownHostsPath}: ${(error as Error).message}` };
-      }
-      // Callback form, and not an async function: ssh2 takes any returned value other than undefined
-      // as the verdict (lib/client.js), and a Promise is truthy. No hostHash: we want the raw key blob.
-      config.hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
-        verifyHostKey(key).then(
-          (verdict) => {
-            if (verdict !== true) refusal = verdict;
-            verify(verdict === true);
-          },
-          (error: Error) => {
-            refusal = `cannot check the host key of ${where}: ${error.message}`;
-            verify(false);
-          },
-        );
-      };
-    }
-
-    return new Promise<Attempt>((resolve) => {
-      const candidate = new ssh2.Client();
-      let settled = false;
-      const settle = (attempt: Attempt): void => {
-        if (settled) return;
-        settled = true;
-        if ('reason' in attempt) candidate.end();
-        resolve(attempt);
-      };
-      // `on`, not `once`: one failure can emit two errors, and an unheard one crashes the process.
-      candidate.on('error', (error) => settle({ reason: refusal ?? describeConnectError(error) }));
-      candidate.on('close', () =>
-        settle({ reason: refusal ?? `connection to ${where} closed during login` }),
-      );
-      candidate.on('ready', () => settle({ client: candidate }));
-      try {
-        candidate.connect(config);
-      } catch (error) {
-        // ssh2 parses the private key inside connect() and throws, e.g. for an encrypted key without passphrase.
-        settle({ reason: describeKeyError(error as Error) });
-      }
-    });
-  }
-
-  async function verifyHostKey(key: Buffer): Promise<true | string> {
-    const algo = keyTypeOfBlob(key);
-    if (!algo) return `${where} sent a host key that cannot be parsed`;
-    const path = opts.knownHostsPath;
-    const check = checkHostKey(await readKnownHosts(path), opts.host, port, algo, key);
-    const actual = `${algo} ${fingerprint(key)}`;
-    switch (check.status) {
-      case 'match':
-        return true;
-      case 'revoked':
-        return `host key for ${where} (${actual}) is marked @revoked in ${path}:${check.line}: refusing to connect`;
-      case 'changed':
-        return `host key for ${where} changed: expected ${check.expectedFingerprint}, got ${check.actualFingerprint} — if the change is expected, remove the old entry from ${path} (line ${check.line}), e.g. with ssh-keygen -R`;
-      case 'unknown':
-        if (check.otherKeyTypes.length > 0) {
-          return `host key for ${where} is ${actual}, but ${path} only has ${check.otherKeyTypes.join(', ')} keys for it: refusing a key of a new type; if it is expected, add it with ssh-keyscan`;
-        }
-        if (opts.hostKeyPolicy === 'strict') {
-          return `host key for ${where} (${actual}) is not in ${path}; accept it with hostKeyPolicy: accept-new or add it with ssh-keyscan -p ${port} ${opts.host} >> ${path}`;
-        }
-        await appendKnownHost(path, opts.host, port, algo, key);
-        opts.onWarning?.(`added the host key for ${where} (${actual}) to ${path}`);
-        return true;
-    }
-  }
-
-  function describeConnectError(error: Error & { level?: string; code?: string }): string {
-    if (error.level === 'client-authentication') {
-      const offered = [opts.privateKeyPath && `key ${opts.privateKeyPath}`, opts.agent && 'agent'].filter(
-        Boolean,
-      );
-      return `authentication failed for ${opts.user}@${where} (offered: ${offered.join(', ') || 'nothing'})`;
-    }
-    if (error.level === 'client-timeout') {
-      return `timed out connecting to ${where} after ${opts.connectTimeoutMs ?? 20_000} ms`;
-    }
-    if (error.code === 'ECONNREFUSED')
-      return `connection to ${where} refused: is sshd listening on port ${port}?`;
-    return `cannot connect to ${where}: ${error.message}`;
-  }
-
-  function describeKeyError(error: Error): string {
-    const path = opts.privateKeyPath ?? 'the private key';
-    if (/no passphrase/i.test(error.message)) {
-      return `private key ${path} for ${where} is encrypted: give its passphrase or use an ssh-agent`;
-    }
-    return `cannot use private key ${path} for ${where}: ${error.message}`;
   }
 
   /** Opens an exec channel, connecting first when needed; a dead connection gets one new attempt. */
@@ -416,6 +298,152 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
       });
     },
   };
+}
+
+/**
+ * Logs in to one SSH server, checking its host key against known_hosts: used for a node's connection and,
+ * through jump.ts, for each jump host on the way. Every call is a new attempt (a new stream from `sock`).
+ */
+export function sshConnector(opts: SshTransportOptions): () => Promise<SshLogin> {
+  const port = opts.port ?? 22;
+  const where = `${opts.node} (${opts.host}:${port})`;
+  let warnedOff = false;
+  return openConnection;
+
+  async function openConnection(): Promise<Attempt> {
+    const config: ConnectConfig = {
+      host: opts.host,
+      port,
+      username: opts.user,
+      agent: opts.agent,
+      passphrase: opts.passphrase,
+      readyTimeout: opts.connectTimeoutMs ?? 20_000,
+      // Notices a peer that vanished without closing TCP (45 s), so the next exec reconnects.
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 3,
+    };
+    if (opts.privateKeyPath) {
+      const path = expandHome(opts.privateKeyPath);
+      try {
+        config.privateKey = await readFile(path);
+      } catch (error) {
+        return { reason: `cannot read private key ${path} for ${where}: ${(error as Error).message}` };
+      }
+    }
+    let refusal: string | undefined;
+    if (opts.hostKeyPolicy === 'off') {
+      if (!warnedOff)
+        opts.onWarning?.(
+          `host key checking is off for ${where}: the connection is not protected against a man in the middle`,
+        );
+      warnedOff = true;
+    } else {
+      try {
+        const known = knownKeyTypes(await readKnownHosts(opts.knownHostsPath), opts.host, port);
+        if (known.length > 0) config.algorithms = { serverHostKey: preferKnownTypes(known) };
+      } catch (error) {
+        return { reason: `cannot read ${opts.knownHostsPath}: ${(error as Error).message}` };
+      }
+      // Callback form, and not an async function: ssh2 takes any returned value other than undefined
+      // as the verdict (lib/client.js), and a Promise is truthy. No hostHash: we want the raw key blob.
+      config.hostVerifier = (key: Buffer, verify: (valid: boolean) => void): void => {
+        verifyHostKey(key).then(
+          (verdict) => {
+            if (verdict !== true) refusal = verdict;
+            verify(verdict === true);
+          },
+          (error: Error) => {
+            refusal = `cannot check the host key of ${where}: ${error.message}`;
+            verify(false);
+          },
+        );
+      };
+    }
+
+    if (typeof opts.sock === 'function') {
+      try {
+        config.sock = await opts.sock();
+      } catch (error) {
+        return { reason: `cannot reach ${where}: ${(error as Error).message}` };
+      }
+    } else config.sock = opts.sock;
+
+    return new Promise<Attempt>((resolve) => {
+      const candidate = new ssh2.Client();
+      let settled = false;
+      const settle = (attempt: Attempt): void => {
+        if (settled) return;
+        settled = true;
+        if ('reason' in attempt) {
+          candidate.end();
+          // A stream made for this attempt is ours to close, even when connect() threw before using it.
+          if (typeof opts.sock === 'function') config.sock?.destroy();
+        }
+        resolve(attempt);
+      };
+      // `on`, not `once`: one failure can emit two errors, and an unheard one crashes the process.
+      candidate.on('error', (error) => settle({ reason: refusal ?? describeConnectError(error) }));
+      candidate.on('close', () =>
+        settle({ reason: refusal ?? `connection to ${where} closed during login` }),
+      );
+      candidate.on('ready', () => settle({ client: candidate }));
+      try {
+        candidate.connect(config);
+      } catch (error) {
+        // ssh2 parses the private key inside connect() and throws, e.g. for an encrypted key without passphrase.
+        settle({ reason: describeKeyError(error as Error) });
+      }
+    });
+  }
+
+  async function verifyHostKey(key: Buffer): Promise<true | string> {
+    const algo = keyTypeOfBlob(key);
+    if (!algo) return `${where} sent a host key that cannot be parsed`;
+    const path = opts.knownHostsPath;
+    const check = checkHostKey(await readKnownHosts(path), opts.host, port, algo, key);
+    const actual = `${algo} ${fingerprint(key)}`;
+    switch (check.status) {
+      case 'match':
+        return true;
+      case 'revoked':
+        return `host key for ${where} (${actual}) is marked @revoked in ${path}:${check.line}: refusing to connect`;
+      case 'changed':
+        return `host key for ${where} changed: expected ${check.expectedFingerprint}, got ${check.actualFingerprint} — if the change is expected, remove the old entry from ${path} (line ${check.line}), e.g. with ssh-keygen -R`;
+      case 'unknown':
+        if (check.otherKeyTypes.length > 0) {
+          return `host key for ${where} is ${actual}, but ${path} only has ${check.otherKeyTypes.join(', ')} keys for it: refusing a key of a new type; if it is expected, add it with ssh-keyscan`;
+        }
+        if (opts.hostKeyPolicy === 'strict') {
+          return `host key for ${where} (${actual}) is not in ${path}; accept it with hostKeyPolicy: accept-new or add it with ssh-keyscan -p ${port} ${opts.host} >> ${path}`;
+        }
+        await appendKnownHost(path, opts.host, port, algo, key);
+        opts.onWarning?.(`added the host key for ${where} (${actual}) to ${path}`);
+        return true;
+    }
+  }
+
+  function describeConnectError(error: Error & { level?: string; code?: string }): string {
+    if (error.level === 'client-authentication') {
+      const offered = [opts.privateKeyPath && `key ${opts.privateKeyPath}`, opts.agent && 'agent'].filter(
+        Boolean,
+      );
+      return `authentication failed for ${opts.user}@${where} (offered: ${offered.join(', ') || 'nothing'})`;
+    }
+    if (error.level === 'client-timeout') {
+      return `timed out connecting to ${where} after ${opts.connectTimeoutMs ?? 20_000} ms`;
+    }
+    if (error.code === 'ECONNREFUSED')
+      return `connection to ${where} refused: is sshd listening on port ${port}?`;
+    return `cannot connect to ${where}: ${error.message}`;
+  }
+
+  function describeKeyError(error: Error): string {
+    const path = opts.privateKeyPath ?? 'the private key';
+    if (/no passphrase/i.test(error.message)) {
+      return `private key ${path} for ${where} is encrypted: give its passphrase or use an ssh-agent`;
+    }
+    return `cannot use private key ${path} for ${where}: ${error.message}`;
+  }
 }
 
 function execChannel(client: Client, line: string): Promise<ClientChannel> {

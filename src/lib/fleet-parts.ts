@@ -1,5 +1,3 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Fleet, FleetNode } from './config/types.js';
 import type { EmitEvent } from './engine/events.js';
 import type { EngineParts } from './engine/types.js';
@@ -10,9 +8,9 @@ import { createLocalTransport } from './transport/local.js';
 import { createSshConfigResolver, resolveSshTarget } from './transport/ssh-config.js';
 import { createSshTransport } from './transport/ssh.js';
 import type { Transport } from './transport/types.js';
+import { expandHome } from './home.js';
 
-export const expandHome = (path: string): string =>
-  path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+export { expandHome };
 
 export interface FleetParts extends EngineParts {
   /** Where the rollout lock lives: lock.host, else the HAProxy host over SSH, else this machine. */
@@ -24,7 +22,11 @@ export interface FleetParts extends EngineParts {
  * Builds the adapters for a fleet. Nothing here opens a connection: transports connect on first use, so
  * the same parts serve the dry run (which never uses them) and the real rollout.
  */
-export function buildFleetParts(fleet: Fleet, emit: EmitEvent): FleetParts {
+export function buildFleetParts(
+  fleet: Fleet,
+  emit: EmitEvent,
+  secrets: { passphrase?: string } = {},
+): FleetParts {
   const transports = new Map<string, Transport>();
   const warn = (node: string) => (message: string) => emit({ kind: 'warning', node, message });
 
@@ -35,7 +37,7 @@ export function buildFleetParts(fleet: Fleet, emit: EmitEvent): FleetParts {
     onWarning: (message) => emit({ kind: 'warning', message }),
   });
   const login = ssh && {
-    passphrase: ssh.passphraseEnv ? process.env[ssh.passphraseEnv] : undefined,
+    passphrase: secrets.passphrase ?? (ssh.passphraseEnv ? process.env[ssh.passphraseEnv] : undefined),
     agent: ssh.agent ? process.env.SSH_AUTH_SOCK : undefined,
     knownHostsPath: expandHome(ssh.knownHosts),
     hostKeyPolicy: ssh.hostKeyPolicy,

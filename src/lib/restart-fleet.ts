@@ -17,6 +17,7 @@ import { formatPlan } from './output/plan-text.js';
 import { createJsonRenderer, createPlainRenderer } from './output/plain.js';
 import type { Renderer } from './output/types.js';
 import { planRollout } from './plan/plan-rollout.js';
+import { askPassphraseIfNeeded } from './passphrase.js';
 import { ownSignals } from './signals.js';
 
 export interface RestartFleetOptions {
@@ -91,9 +92,7 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
   const sink: { renderer?: Renderer } = {};
   const emit = (event: RolloutEvent) =>
     sink.renderer?.handle({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), ...event });
-  const parts = buildFleetParts(fleet, emit);
-  const plan = planRollout(fleet, parts);
-
+  const plan = planRollout(fleet, buildFleetParts(fleet, emit));
   if (options.dryRun) {
     stdout.write(
       options.json
@@ -126,6 +125,8 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
     }
   }
 
+  const passphrase = await askPassphraseIfNeeded(fleet, stdin, stderr);
+  const parts = buildFleetParts(fleet, emit, { passphrase });
   const write = (text: string) => stdout.write(text);
   const mode = chooseOutputMode(outputEnv);
   const view =

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Fleet } from '../config/types.js';
 import type { Stamped } from '../engine/events.js';
 import { ExitCode, GracerollError } from '../exit-codes.js';
-import { expandHome } from '../fleet-parts.js';
+import { expandHome } from '../home.js';
 import { lineFor } from '../output/lines.js';
 import type { Renderer } from '../output/types.js';
 import { JOURNAL_VERSION, type Journal, type JournalNode } from './types.js';

@@ -1,74 +1,20 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { jsonLines, repoRoot, runCli, startCli, tempDir, writeConfig } from '../helpers/cli.js';
+import { sleeperFleet, type SleeperOptions } from '../helpers/sleepers.js';
 
 const dir = tempDir();
-afterAll(() => {
-  // Kill any sleeper a test left running (they record their PIDs in the temp dir).
-  for (const name of ['a', 'b', 'c']) {
-    try {
-      process.kill(Number(readFileSync(join(dir, `${name}.pid`), 'utf8')), 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+const fleets: ReturnType<typeof sleeperFleet>[] = [];
+afterEach(() => fleets.splice(0).forEach((f) => f.kill()));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/**
- * A local fleet of `sleep` processes managed by shell commands. `trap '' TERM` before exec makes a
- * process that ignores the graceful signal (ignored signals survive exec, POSIX exec(3)).
- */
-function sleeperFleet(
-  options: {
-    ignoreTerm?: string[];
-    health?: string;
-    rolloutDeadline?: string;
-    drainDeadline?: string;
-    extra?: string;
-  } = {},
-): string {
-  const ignore = (options.ignoreTerm ?? []).map((n) => `[ {node} = ${n} ] && trap '' TERM;`).join(' ');
-  return writeConfig(
-    dir,
-    `
-name: sleepers
-service:
-  type: command
-  signal: TERM
-  status: cat ${dir}/{node}.pid
-  restart: "${ignore} nohup sleep 1000 >/dev/null 2>&1 & echo $! > ${dir}/{node}.pid"
-drain:
-  interval: 20ms
-  deadline: ${options.drainDeadline ?? '2s'}
-  escalation: [{ signal: KILL, deadline: 2s }]
-health:
-  probes: [{ type: command, command: "${options.health ?? 'true'}" }]
-  consecutive: 2
-  interval: 20ms
-deadlines: { rollout: ${options.rolloutDeadline ?? '1m'}, verify: 2s }
-${options.extra ?? ''}
-nodes: [{ name: a }, { name: b }, { name: c }]
-`,
-    `fleet-${Math.random().toString(36).slice(2)}.yaml`,
-  );
-}
-
-async function startSleepers(config: string) {
-  // The fleet's own restart command starts each sleeper, exactly as graceroll will.
-  const text = readFileSync(config, 'utf8');
-  const restart = /restart: "(.*)"/.exec(text)![1];
-  const { execSync } = await import('node:child_process');
-  for (const node of ['a', 'b', 'c']) {
-    // The previous test's sleeper for this node, if still running, is replaced: stop it first.
-    try {
-      process.kill(Number(readFileSync(join(dir, `${node}.pid`), 'utf8')), 'SIGKILL');
-    } catch {
-      /* none, or already gone */
-    }
-    execSync(restart.replaceAll('{node}', node), { shell: '/bin/sh' });
-  }
+/** A started local fleet of sleepers (test/helpers/sleepers.ts). */
+function startedFleet(options: SleeperOptions = {}) {
+  const fleet = sleeperFleet(dir, options);
+  fleets.push(fleet);
+  fleet.start();
+  return fleet;
 }
 
 describe('graceroll restart-fleet (through the CLI)', () => {
@@ -130,7 +76,7 @@ describe('graceroll restart-fleet (through the CLI)', () => {
   });
 
   it('refuses to start when a service is not running (preflight): exit 3, nothing touched', async () => {
-    const config = sleeperFleet();
+    const { config } = sleeperFleet(dir);
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json', '--yes']);
     expect(code).toBe(3);
     const events = jsonLines(stdout);
@@ -142,9 +88,9 @@ describe('graceroll restart-fleet (through the CLI)', () => {
   });
 
   it('rolls a local fleet: exit 0, JSON events only on stdout, every process replaced', async () => {
-    const config = sleeperFleet();
-    await startSleepers(config);
-    const before = ['a', 'b', 'c'].map((n) => readFileSync(join(dir, `${n}.pid`), 'utf8').trim());
+    const fleet = startedFleet();
+    const config = fleet.config;
+    const before = ['a', 'b', 'c'].map(fleet.pid);
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json', '--yes']);
     expect(code).toBe(0);
     const events = jsonLines(stdout);
@@ -152,13 +98,12 @@ describe('graceroll restart-fleet (through the CLI)', () => {
     const { report } = events.at(-1)!;
     expect(report.status).toBe('ok');
     expect(report.nodes.map((n: { outcome: string }) => n.outcome)).toEqual(['done', 'done', 'done']);
-    const after = ['a', 'b', 'c'].map((n) => readFileSync(join(dir, `${n}.pid`), 'utf8').trim());
+    const after = ['a', 'b', 'c'].map(fleet.pid);
     after.forEach((pid, i) => expect(pid).not.toBe(before[i]));
   });
 
   it('plain output when not a TTY: timestamped lines naming the node, no cursor codes, a summary', async () => {
-    const config = sleeperFleet();
-    await startSleepers(config);
+    const { config } = startedFleet();
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--nodes', 'b']);
     expect(code).toBe(0);
     expect(stdout).not.toContain('\u001b[');
@@ -168,8 +113,7 @@ describe('graceroll restart-fleet (through the CLI)', () => {
   });
 
   it('escalates a node that ignores the graceful signal and names it', async () => {
-    const config = sleeperFleet({ ignoreTerm: ['a'], drainDeadline: '300ms' });
-    await startSleepers(config);
+    const { config } = startedFleet({ ignoreTerm: ['a'], drainDeadline: '300ms' });
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json', '--nodes', 'a']);
     expect(code).toBe(0);
     const escalation = jsonLines(stdout).find((e) => e.kind === 'escalation');
@@ -178,17 +122,7 @@ describe('graceroll restart-fleet (through the CLI)', () => {
   });
 
   it('a node unhealthy after restart fails the rollout: exit 1, later nodes untouched', async () => {
-    const config = sleeperFleet({
-      health: '[ ! -e ' + dir + '/{node}.restarted ] || [ {node} != b ]',
-      extra: '',
-    });
-    await startSleepers(config);
-    // Mark b as broken from its next start on: its health command then fails.
-    const fs = await import('node:fs');
-    const text = fs
-      .readFileSync(config, 'utf8')
-      .replace('echo $! >', `touch ${dir}/{node}.restarted; echo $! >`);
-    fs.writeFileSync(config, text);
+    const { config } = startedFleet({ unhealthyAfterRestart: ['b'] });
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json']);
     expect(code).toBe(1);
     const { report } = jsonLines(stdout).at(-1)!;
@@ -197,16 +131,14 @@ describe('graceroll restart-fleet (through the CLI)', () => {
   });
 
   it('the rollout deadline stops it: exit 5', async () => {
-    const config = sleeperFleet({ ignoreTerm: ['a'], drainDeadline: '30s', rolloutDeadline: '500ms' });
-    await startSleepers(config);
+    const { config } = startedFleet({ ignoreTerm: ['a'], drainDeadline: '30s', rolloutDeadline: '500ms' });
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json']);
     expect(code).toBe(5);
     expect(jsonLines(stdout).at(-1)!.report.status).toBe('deadline');
   });
 
   it('SIGINT finishes the node in flight, starts no other, and exits 130', async () => {
-    const config = sleeperFleet({ ignoreTerm: ['a'], drainDeadline: '800ms' });
-    await startSleepers(config);
+    const { config } = startedFleet({ ignoreTerm: ['a'], drainDeadline: '800ms' });
     const run = startCli(['restart-fleet', '-c', config, '--json']);
     let sent = false;
     run.child.stdout!.on('data', (chunk: Buffer) => {

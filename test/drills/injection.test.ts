@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, writeConfig, jsonLines } from '../helpers/cli.js';
 import { SleeperFleet } from '../helpers/sleeper-fleet.js';
@@ -65,15 +65,16 @@ describe('injection drill: shell metacharacters in config values', () => {
     fleet.start();
     const canary = join(fleet.dir, 'canary');
     const seen = join(fleet.dir, 'seen');
-    // The health command records the value it was given; the value tries to run a command.
+    // The hook records the value it was given; the value tries to run a command.
     const config = fleet.config(`hooks: { afterRestart: ["printf '%s' {vars.note} > ${seen}"] }`);
     const note = JSON.stringify(`$(touch ${canary}); \`touch ${canary}\``);
     writeConfig(
       fleet.dir,
       readFileSync(config, 'utf8').replace('{ name: a }', `{ name: a, vars: { note: ${note} } }`),
+      basename(config),
     );
-    const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json']);
-    expect(code, stdout).toBe(0);
+    const { code, stdout, stderr } = await runCli(['restart-fleet', '-c', config, '--json']);
+    expect(code, stdout + stderr).toBe(0);
     expect(jsonLines(stdout).at(-1)!.report.status).toBe('ok');
     expect(readFileSync(seen, 'utf8')).toBe(`$(touch ${canary}); \`touch ${canary}\``);
     expect(existsSync(canary)).toBe(false);

@@ -12,12 +12,17 @@ export interface SleeperOptions {
   /** A command load balancer whose state is a file per node (`up`, `maint`). */
   lb?: boolean;
   drainDeadline?: string;
+  rolloutDeadline?: string;
+  /** The drain probe passes only once `DIR/NODE.drained` exists, so a test controls when draining ends. */
+  slowDrain?: boolean;
+  lockPath?: string;
   extra?: string;
 }
 
 /**
- * A local fleet of `sleep` processes managed by shell commands, as in test/commands/restart-fleet.test.ts,
- * with its own name (so its own journal) and lock in `dir`.
+ * A local fleet of `sleep` processes managed by shell commands, with its own name (so its own journal)
+ * and lock in `dir`. Cheap enough for CLI tests of the engine's behaviour; the real HAProxy/systemd
+ * behaviour is proven in the lab tests (test/e2e).
  * `trap '' TERM` before exec makes a process that ignores the graceful signal (ignored signals survive
  * exec, POSIX exec(3)).
  */
@@ -48,13 +53,15 @@ ${lb}
 drain:
   interval: 20ms
   deadline: ${options.drainDeadline ?? '2s'}
+  probes: ${options.slowDrain ? `[{ type: command, command: "[ -e ${dir}/{node}.drained ]" }]` : '[{ type: process-exited }]'}
   escalation: [{ signal: KILL, deadline: 2s }]
 health:
-  probes: [{ type: command, command: "[ ! -e ${dir}/{node}.restarted ] || { ${broken}; }" }]
+  # A node is sick while DIR/NODE.sick exists, and for good once restarted if listed in unhealthyAfterRestart.
+  probes: [{ type: command, command: "[ ! -e ${dir}/{node}.sick ] && { [ ! -e ${dir}/{node}.restarted ] || { ${broken}; }; }" }]
   consecutive: 2
   interval: 20ms
-deadlines: { rollout: 1m, verify: 1s }
-lock: { path: ${dir}/${id}.lock }
+deadlines: { rollout: ${options.rolloutDeadline ?? '1m'}, verify: 1s }
+lock: { path: ${options.lockPath ?? `${dir}/${id}.lock`} }
 ${options.extra ?? ''}
 nodes: [${nodes.map((n) => `{ name: ${n} }`).join(', ')}]
 `,

@@ -29,6 +29,8 @@ defaults
     timeout server 60s
     timeout http-keep-alive 60s
     timeout queue 5s
+    # Health checks get 2 s on a loaded 2-core machine before a healthy server counts as down.
+    timeout check 2s
     default-server check inter 500ms fall 2 rise 2
 
 frontend http

@@ -217,9 +217,7 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
       const stderr = new CappedOutput();
       let pid: number | undefined;
       let head: Buffer | undefined = Buffer.alloc(0); // stderr until the pid line is seen
-      let code: number | null = null;
-      let exited = false;
-      let channelError: Error | undefined;
+      const end = channelEnds.get(channel) ?? { exited: false, code: null };
       let giveUp: NodeJS.Timeout | undefined;
       let settled = false;
       const finish = (result: Pick<ExecResult, 'code' | 'failure' | 'reason'>): void => {
@@ -254,16 +252,11 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
           if (stop.aborted) killRemote(pid);
         }
       });
-      channel.on('exit', (exitCode: number | null) => {
-        exited = true;
-        code = typeof exitCode === 'number' ? exitCode : null;
-      });
-      channel.on('error', (error: Error) => (channelError = error));
       channel.on('close', () => {
         if (stop.aborted) finish({ code: null, ...stopped() });
-        else if (exited) finish({ code });
+        else if (end.exited) finish({ code: end.code });
         else {
-          const why = channelError ? `: ${channelError.message}` : '';
+          const why = end.error ? `: ${end.error.message}` : '';
           finish({
             code: null,
             failure: 'transport',
@@ -446,10 +439,31 @@ export function sshConnector(opts: SshTransportOptions): () => Promise<SshLogin>
   }
 }
 
+/** What a channel reported before anyone read it: its exit status (null: killed by a signal), an error. */
+interface ChannelEnd {
+  exited: boolean;
+  code: number | null;
+  error?: Error;
+}
+const channelEnds = new WeakMap<ClientChannel, ChannelEnd>();
+
 function execChannel(client: Client, line: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
     try {
-      client.exec(line, (error, channel) => (error ? reject(error) : resolve(channel)));
+      client.exec(line, (error, channel) => {
+        if (error) return reject(error);
+        // Listen at once: a short command's exit-status can come in the same read as the channel's
+        // confirmation (a busy machine), and ssh2 emits it before whoever awaits this promise runs. Output
+        // is buffered by the streams until read; 'exit' is a plain event and would be lost.
+        const end: ChannelEnd = { exited: false, code: null };
+        channelEnds.set(channel, end);
+        channel.on('exit', (code: number | null) => {
+          end.exited = true;
+          end.code = typeof code === 'number' ? code : null;
+        });
+        channel.on('error', (channelError: Error) => (end.error = channelError));
+        resolve(channel);
+      });
     } catch (error) {
       // 'Not connected' is thrown, not passed to the callback.
       reject(error instanceof Error ? error : new Error(String(error)));

@@ -2,6 +2,8 @@ import type { RemoteCommand } from './types.js';
 
 /** Words that are left bare because no POSIX shell gives them a meaning (no `=`: `a=b` as a first word assigns). */
 const SAFE_WORD = /^[A-Za-z0-9_/.,:@%+-]+$/;
+/** A word that needs no quoting in argument position (not the first word). */
+const ARGUMENT_WORD = /^[A-Za-z0-9_/.,:@%+=-]+$/;
 
 /**
  * Reserved words are only special in command position, but quoting them everywhere is harmless and keeps
@@ -28,7 +30,8 @@ export function shellQuote(arg: string): string {
 export function commandLine(command: RemoteCommand): string {
   if ('shell' in command) return command.shell;
   if (command.argv.length === 0) throw new Error('commandLine: argv is empty');
-  return command.argv.map(shellQuote).join(' ');
+  // After the command name `=` means nothing to the shell, so `--signal=SIGUSR1` can stay bare.
+  return command.argv.map((arg, i) => (i > 0 && ARGUMENT_WORD.test(arg) ? arg : shellQuote(arg))).join(' ');
 }
 
 /**

@@ -2,6 +2,7 @@
 // stream the test watches, so a fault (a signal, a dead sshd, a vanished LB socket…) lands at an
 // exact step of an exact node; and the check every drill ends with: no node silently out of rotation.
 import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import type { RolloutReport } from '../../src/lib/engine/events.js';
 import type { Journal } from '../../src/lib/journal/types.js';
@@ -207,3 +208,50 @@ export function watchStatuses(lab: Lab, intervalMs = 100) {
 /** A short line for logs. */
 export const brief = (roll: RollResult) =>
   `exit ${roll.code}, ${roll.durationMs} ms, status ${roll.report?.status}, out ${JSON.stringify(roll.report?.outOfRotation)}, nodes ${JSON.stringify(roll.report?.nodes.map((n) => [n.node, n.outcome, n.inRotation]))}`;
+
+export interface StreamResult {
+  status: number;
+  lines: number;
+  /** Milliseconds between the first and the last line the server wrote. */
+  spanMs: number;
+  /** The response ended normally (not aborted). */
+  complete: boolean;
+  error?: string;
+}
+
+/** GET {base}/stream?ms=N (the lab service writes a timestamped line every 100 ms for N ms). */
+export function fetchStream(base: string, ms: number, agent?: http.Agent): Promise<StreamResult> {
+  return new Promise((resolve) => {
+    const req = http.get(`${base.replace(/\/$/, '')}/stream?ms=${ms}`, { agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('error', (err: NodeJS.ErrnoException) =>
+        resolve({
+          status: res.statusCode ?? 0,
+          lines: 0,
+          spanMs: 0,
+          complete: false,
+          error: err.code ?? err.message,
+        }),
+      );
+      res.on('end', () => {
+        const lines = body.split('\n').filter(Boolean);
+        const times = lines.map((l) => Number(l.split(' ').at(-1)));
+        resolve({
+          status: res.statusCode ?? 0,
+          lines: lines.length,
+          spanMs: (times.at(-1) ?? 0) - (times[0] ?? 0),
+          complete: res.complete,
+        });
+      });
+    });
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve({ status: 0, lines: 0, spanMs: 0, complete: false, error: err.code ?? err.message }),
+    );
+  });
+}
+
+/** A stream that was cut off (not 200, aborted, or shorter than asked). */
+export const streamCut = (s: StreamResult, ms: number) =>
+  s.status !== 200 || !s.complete || s.spanMs < ms - 200;

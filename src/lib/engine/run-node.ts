@@ -322,9 +322,11 @@ export async function runNode(
 }
 
 /**
- * After a cut-short pipeline, a node goes back into rotation only if it is running a process other than
- * the one that was signalled and its health probes pass; otherwise it stays out and is named.
- * A failed node (not interrupted) is never restored: the operator must look at it first.
+ * After a cut-short or failed pipeline. A failed node is never put back: the operator must look at it
+ * first; the load balancer is asked where it stands, so a node whose deregistration never reached the
+ * LB is not reported out, and one the LB cannot be asked about is reported as unknown (and counted out).
+ * An interrupted node goes back into rotation only if it runs a process other than the one that was
+ * signalled and its health probes pass `health.consecutive` times in a row, as in verify.
  */
 async function restoreIfHealthy(
   node: FleetNode,
@@ -333,12 +335,25 @@ async function restoreIfHealthy(
   oldIdentity: ProcessIdentity | undefined,
   interrupted: boolean,
 ): Promise<void> {
+  const { fleet } = parts;
+  const signal = AbortSignal.timeout(RESTORE_DEADLINE_MS);
   const out = (why: string) => {
     report.inRotation = false;
     report.action = `${node.name} is OUT of rotation (${why}); check it, then rerun with --nodes ${node.name} or put it back in the load balancer by hand`;
   };
-  if (!interrupted) return out('it failed');
-  const signal = AbortSignal.timeout(RESTORE_DEADLINE_MS);
+  if (!interrupted) {
+    const lbState = await parts.lb.state(node, signal);
+    if (!lbState.ok) {
+      report.inRotation = false;
+      report.action = `${node.name}: its rotation state is UNKNOWN (load balancer: ${lbState.reason}); check the load balancer before anything else`;
+      return;
+    }
+    if (inRotation(lbState.value.state)) {
+      report.inRotation = true;
+      return;
+    }
+    return out('it failed');
+  }
   const transport = parts.transportFor(node);
   const state = await parts.service.status({ transport, node, signal, timeoutMs: RESTORE_DEADLINE_MS });
   if (!state.ok || !state.value.running)
@@ -346,21 +361,30 @@ async function restoreIfHealthy(
   if (oldIdentity && sameProcess(state.value.identity, oldIdentity) && report.phases.signal !== undefined) {
     return out('the signalled process is still draining');
   }
-  const health = await runProbes(parts.fleet.health.probes, {
-    node,
-    transport,
-    service: parts.service,
-    lb: parts.lb,
-    signal,
-    commandTimeoutMs: RESTORE_DEADLINE_MS,
-  });
-  if (!health.ok) return out(`unhealthy: ${health.reason}`);
+  const healthy = await waitUntil(
+    (s) =>
+      runProbes(fleet.health.probes, {
+        node,
+        transport,
+        service: parts.service,
+        lb: parts.lb,
+        signal: s,
+        commandTimeoutMs: RESTORE_DEADLINE_MS,
+      }),
+    {
+      intervalMs: fleet.health.interval,
+      deadlineMs: RESTORE_DEADLINE_MS,
+      signal,
+      consecutive: fleet.health.consecutive,
+    },
+  );
+  if (!healthy.ok) return out(`not healthy ${fleet.health.consecutive}× in a row: ${healthy.lastReason}`);
   const registered = await parts.lb.register(node, signal);
   if (!registered.ok) return out(`re-registering failed: ${registered.reason}`);
   report.inRotation = true;
   parts.emit({
     kind: 'warning',
     node: node.name,
-    message: `${node.name} was healthy and is back in rotation after the interruption`,
+    message: `${node.name} was healthy ${fleet.health.consecutive}× in a row and is back in rotation after the interruption`,
   });
 }

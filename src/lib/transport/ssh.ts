@@ -73,6 +73,7 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
   let client: Client | null = null;
   let connecting: Promise<Attempt> | null = null;
   let closed = false;
+  let everConnected = false;
   const openConnection = sshConnector(opts);
 
   /** The live connection, or one new attempt shared by everyone asking meanwhile. */
@@ -88,6 +89,8 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
         return { reason: `connection to ${where} was closed` };
       }
       client = current;
+      if (everConnected) opts.onWarning?.(`the connection to ${where} was lost; reconnected`);
+      everConnected = true;
       // A dropped connection is noticed here; the next exec connects again.
       current.on('close', () => {
         if (client === current) client = null;

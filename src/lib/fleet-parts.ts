@@ -13,7 +13,7 @@ import { expandHome } from './home.js';
 export { expandHome };
 
 export interface FleetParts extends EngineParts {
-  /** Where the rollout lock lives: lock.host, else the HAProxy host over SSH, else this machine. */
+  /** Where the rollout lock lives: lock.host, else the load balancer host over SSH, else this machine. */
   lockTransport(): Transport;
   close(): Promise<void>;
 }
@@ -91,8 +91,7 @@ export function buildFleetParts(
     timeoutMs: fleet.deadlines.command,
   });
   const controller = cached('controller', () => createLocalTransport('controller'));
-  const lockHost =
-    fleet.lock.host ?? (fleet.loadBalancer.type === 'haproxy' ? fleet.loadBalancer.host : undefined);
+  const lockHost = fleet.lock.host ?? ('host' in fleet.loadBalancer ? fleet.loadBalancer.host : undefined);
   return {
     fleet,
     service: createServiceManager(fleet.service),

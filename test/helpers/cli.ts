@@ -40,7 +40,7 @@ export const jsonLines = (text: string) =>
   text
     .split('\n')
     .filter((l) => l.trim())
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON events, checked by each test
+
     .map((l) => JSON.parse(l) as Record<string, any>);
 
 export function tempDir(prefix = 'graceroll-test-'): string {

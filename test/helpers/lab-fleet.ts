@@ -180,7 +180,7 @@ export async function waitForBuiltCli(timeoutMs = 60_000): Promise<void> {
 }
 
 /** One `--json` event line, as parsed (each test checks the fields it needs). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON events, checked by each test
+
 export type JsonEvent = Record<string, any>;
 
 export interface RollResult extends CliResult {

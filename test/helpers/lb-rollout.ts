@@ -118,8 +118,8 @@ export function fleetYaml(dir: string, nodes: Instance[], loadBalancer: string[]
 
 export interface RolloutUnderLoad {
   cli: CliResult;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON events, checked by each test
-  events: Record<string, any>[];
+  /** The CLI's JSON events, as test/helpers/cli.ts parses them. */
+  events: ReturnType<typeof jsonLines>;
   load: LoadResult;
   pidsBefore: (number | undefined)[];
   pidsAfter: (number | undefined)[];

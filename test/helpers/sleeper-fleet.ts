@@ -36,7 +36,7 @@ export class SleeperFleet {
   pid = (node: string): string => this.current().pid(node);
   lb = (node: string): string => readFileSync(join(this.dir, `${node}.lb`), 'utf8').trim();
   journalPath = (): string => join(this.dir, '.graceroll', `${this.name}.journal.json`);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the journal as JSON, checked by each test
+
   journal = (): any => JSON.parse(readFileSync(this.journalPath(), 'utf8'));
   touch = (file: string): void => writeFileSync(join(this.dir, file), '');
 

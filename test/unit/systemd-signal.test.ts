@@ -48,15 +48,15 @@ describe('systemd sendSignal', () => {
   it('uses --kill-whom= where systemctl knows it (252 and later)', async () => {
     const node = systemctlNode('kill-whom');
     expect(await manager.sendSignal(ctx(node.transport), 'USR1')).toEqual({ ok: true });
-    expect(node.lines).toEqual(["systemctl kill --signal=SIGUSR1 --kill-whom=main web.service"]);
+    expect(node.lines).toEqual(['systemctl kill --signal=SIGUSR1 --kill-whom=main web.service']);
   });
 
   it('says it again with --kill-who= to a systemctl older than 252', async () => {
     const node = systemctlNode('kill-who');
     expect(await manager.sendSignal(ctx(node.transport), 'USR1')).toEqual({ ok: true });
     expect(node.lines).toEqual([
-      "systemctl kill --signal=SIGUSR1 --kill-whom=main web.service",
-      "systemctl kill --signal=SIGUSR1 --kill-who=main web.service",
+      'systemctl kill --signal=SIGUSR1 --kill-whom=main web.service',
+      'systemctl kill --signal=SIGUSR1 --kill-who=main web.service',
     ]);
   });
 

@@ -75,7 +75,7 @@ export function checkRules(fleet: Fleet, overrides: FleetOverrides): RuleProblem
       });
     }
   });
-  if (fleet.loadBalancer.type === 'haproxy' && fleet.loadBalancer.host && fleet.transport.type !== 'ssh') {
+  if ('host' in fleet.loadBalancer && fleet.loadBalancer.host && fleet.transport.type !== 'ssh') {
     problems.push({
       path: ['loadBalancer', 'host'],
       message: 'reaching the load balancer host needs transport type ssh',

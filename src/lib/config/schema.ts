@@ -446,7 +446,7 @@ export const fleetSchema = z
       .default({}),
     /**
      * The rollout lock: a directory created atomically where every rollout of this fleet must go. By
-     * default on the HAProxy host when it is reached over SSH, else on this machine.
+     * default on the load balancer host when it is reached over SSH (haproxy, nginx), else on this machine.
      */
     lock: z
       .object({

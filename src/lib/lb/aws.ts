@@ -1,10 +1,7 @@
-import {
-  DeregisterTargetsCommand,
-  DescribeTargetHealthCommand,
+import type {
   ElasticLoadBalancingV2Client,
-  RegisterTargetsCommand,
-  type TargetDescription,
-  type TargetHealthDescription,
+  TargetDescription,
+  TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { FleetNode, LoadBalancerConfig } from '../config/types.js';
 import { fail, OK, type Outcome, type Result } from '../outcome.js';
@@ -13,6 +10,9 @@ import { fillText, requireValues } from './fill-text.js';
 import type { LbServerState, LbServerStateName, LoadBalancer } from './types.js';
 
 type AwsConfig = Extract<LoadBalancerConfig, { type: 'aws-target-group' }>;
+
+/** Loaded on first use: the SDK takes ~130 ms to import, which every other command would pay. */
+const loadSdk = () => import('@aws-sdk/client-elastic-load-balancing-v2');
 
 export const regionOfArn = (arn: string): string => arn.split(':')[3] ?? '';
 
@@ -84,12 +84,15 @@ export function createAwsTargetGroupLoadBalancer(config: AwsConfig, timeoutMs: n
   const region = config.region ?? regionOfArn(config.targetGroupArn);
   const deregistered = new Set<string>();
   let client: ElasticLoadBalancingV2Client | undefined;
-  const elbv2 = () =>
-    (client ??= new ElasticLoadBalancingV2Client({
+  const elbv2 = async () => {
+    const sdk = await loadSdk();
+    client ??= new sdk.ElasticLoadBalancingV2Client({
       region,
       endpoint: config.endpoint,
       requestHandler: { requestTimeout: timeoutMs, connectionTimeout: timeoutMs },
-    }));
+    });
+    return { client, sdk };
+  };
 
   const targetOf = (node: FleetNode): Result<TargetDescription> => {
     const values = nodeValues(node);
@@ -122,9 +125,9 @@ export function createAwsTargetGroupLoadBalancer(config: AwsConfig, timeoutMs: n
     if (!target.ok) return target;
     const input = { TargetGroupArn: config.targetGroupArn, Targets: [target.value] };
     try {
-      await elbv2().send(out ? new DeregisterTargetsCommand(input) : new RegisterTargetsCommand(input), {
-        abortSignal: signal,
-      });
+      const { client, sdk } = await elbv2();
+      const command = out ? new sdk.DeregisterTargetsCommand(input) : new sdk.RegisterTargetsCommand(input);
+      await client.send(command, { abortSignal: signal });
     } catch (error) {
       return fail(
         `aws elbv2 ${out ? 'DeregisterTargets' : 'RegisterTargets'} ${shown(target.value)}: ${errorText(error)}`,
@@ -146,8 +149,12 @@ export function createAwsTargetGroupLoadBalancer(config: AwsConfig, timeoutMs: n
       const target = targetOf(node);
       if (!target.ok) return target;
       try {
-        const answer = await elbv2().send(
-          new DescribeTargetHealthCommand({ TargetGroupArn: config.targetGroupArn, Targets: [target.value] }),
+        const { client, sdk } = await elbv2();
+        const answer = await client.send(
+          new sdk.DescribeTargetHealthCommand({
+            TargetGroupArn: config.targetGroupArn,
+            Targets: [target.value],
+          }),
           { abortSignal: signal },
         );
         const health = healthOf(answer.TargetHealthDescriptions ?? [], target.value);

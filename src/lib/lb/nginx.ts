@@ -128,7 +128,8 @@ export function createNginxLoadBalancer(
       if (!before.ok) return before;
       const restore = async (why: string): Promise<Outcome> => {
         if (!edit.value.changed) return fail(why);
-        const back = await writeFile(original.value, signal);
+        // Its own deadline rather than the rollout's signal: a Ctrl-C must not leave the edit in place.
+        const back = await writeFile(original.value, AbortSignal.timeout(timeoutMs));
         return fail(
           back.ok ? `${why}; ${file} restored` : `${why}; restoring ${file} failed too: ${back.reason}`,
         );

@@ -12,6 +12,9 @@ vi.mock('ssh2', async () => {
     close(): void {}
   }
   class Client extends EventEmitter {
+    setNoDelay(): this {
+      return this;
+    }
     connect(): void {
       setImmediate(() => this.emit('ready'));
     }

@@ -85,7 +85,8 @@ export async function runNode(
     check: (signal: AbortSignal) => Promise<Outcome>,
     deadlineMs: number,
     what: string,
-    intervalMs = 200,
+    // The load balancer is polled as often as the drain probes (drain.interval).
+    intervalMs = fleet.drain.interval,
     consecutive = 1,
     progressStep?: StepName,
   ) => {
@@ -166,7 +167,7 @@ export async function runNode(
           },
           fleet.deadlines.lbDrain,
           'load balancer sessions did not reach 0',
-          200,
+          fleet.drain.interval,
           1,
           'lb-drain',
         );
@@ -278,7 +279,7 @@ export async function runNode(
           (s) => lbState((st) => st === 'up', s),
           fleet.deadlines.register,
           'load balancer does not report the node up',
-          200,
+          fleet.drain.interval,
           1,
           'register',
         );

@@ -385,6 +385,9 @@ export function sshConnector(opts: SshTransportOptions): () => Promise<SshLogin>
       candidate.on('ready', () => settle({ client: candidate }));
       try {
         candidate.connect(config);
+        // Without TCP_NODELAY every small SSH packet waits for the peer's delayed ACK: ~40 ms per
+        // command (measured in BENCHMARKS.md). A forwarded channel (jump hosts) ignores it.
+        candidate.setNoDelay(true);
       } catch (error) {
         // ssh2 parses the private key inside connect() and throws, e.g. for an encrypted key without passphrase.
         settle({ reason: describeKeyError(error as Error) });

@@ -18,10 +18,11 @@ const overrides = new Map<ZodTypeDef, object>([
   [
     duration._def,
     {
-      description: 'A duration: 500ms, 30s, 1.5m, 1h; a bare number is milliseconds.',
+      description:
+        'A duration with a unit: 500ms, 30s, 1.5m, 1m30s, 1h, 2d (at most 24.8 days, the longest Node.js timer); 0 needs none.',
       anyOf: [
-        { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?(ms|s|m|h)\\s*$' },
-        { type: 'number', minimum: 0 },
+        { type: 'string', pattern: '^\\s*((\\d+(\\.\\d+)?(ms|s|m|h|d))+|0+(\\.0+)?)\\s*$' },
+        { type: 'number', const: 0 },
       ],
     },
   ],

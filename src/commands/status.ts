@@ -3,6 +3,7 @@ import { loadFleet } from '../lib/config/load-config.js';
 import { fleetStatus, formatStatus } from '../lib/fleet-status.js';
 import { configureColor } from '../lib/output/mode.js';
 import { reportError } from '../lib/report-error.js';
+import { timerMs } from '../lib/config/duration.js';
 
 export default class Status extends Command {
   static override summary = "Show the fleet's live state beside the last rollout's journal (read-only).";
@@ -28,7 +29,7 @@ export default class Status extends Command {
     configureColor({ json: flags.json, isTTY: Boolean(process.stdout.isTTY), env: process.env });
     try {
       const fleet = await loadFleet(flags.config);
-      const status = await fleetStatus(fleet, AbortSignal.timeout(fleet.deadlines.command * 2));
+      const status = await fleetStatus(fleet, AbortSignal.timeout(timerMs(fleet.deadlines.command * 2)));
       process.stdout.write(flags.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
     } catch (error) {
       this.exit(reportError(error, process.stderr));

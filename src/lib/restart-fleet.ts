@@ -13,7 +13,7 @@ import { combineRenderers } from './output/combine.js';
 import { createGithubReporter } from './output/github.js';
 import { createLiveRenderer } from './output/live.js';
 import { chooseOutputMode, configureColor } from './output/mode.js';
-import { formatPlan } from './output/plan-text.js';
+import { writePlan } from './output/plan-text.js';
 import { createJsonRenderer, createPlainRenderer } from './output/plain.js';
 import type { Renderer } from './output/types.js';
 import { planRollout } from './plan/plan-rollout.js';
@@ -94,11 +94,8 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
     sink.renderer?.handle({ v: EVENT_SCHEMA_VERSION, time: new Date().toISOString(), ...event });
   const plan = planRollout(fleet, buildFleetParts(fleet, emit));
   if (options.dryRun) {
-    stdout.write(
-      options.json
-        ? `${JSON.stringify({ v: EVENT_SCHEMA_VERSION, kind: 'plan', plan })}\n`
-        : `${formatPlan(plan)}\n`,
-    );
+    if (options.json) stdout.write(`${JSON.stringify({ v: EVENT_SCHEMA_VERSION, kind: 'plan', plan })}\n`);
+    else writePlan(plan, (text) => stdout.write(text));
     return ExitCode.ok;
   }
   const interactive = Boolean(stdin.isTTY) && !options.json;

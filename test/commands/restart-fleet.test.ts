@@ -94,7 +94,7 @@ describe('graceroll restart-fleet (through the CLI)', () => {
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json', '--yes']);
     expect(code).toBe(0);
     const events = jsonLines(stdout);
-    expect(events.every((e) => e.v === 1 && typeof e.time === 'string')).toBe(true);
+    expect(events.every((e) => e.v === 2 && typeof e.time === 'string')).toBe(true);
     const { report } = events.at(-1)!;
     expect(report.status).toBe('ok');
     expect(report.nodes.map((n: { outcome: string }) => n.outcome)).toEqual(['done', 'done', 'done']);

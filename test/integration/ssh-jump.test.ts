@@ -505,6 +505,8 @@ async function startNsSshd(name: string, netns: string, address: string, port: n
   let daemon: ChildProcess;
   const launch = async (): Promise<void> => {
     const from = log.length;
+    // sshd(8) refuses to start without its privilege-separation directory; a fresh machine has none.
+    await mkdir('/run/sshd', { recursive: true });
     // `ip netns exec` execs sshd in place: the child's pid is sshd's.
     daemon = spawn('ip', ['netns', 'exec', netns, '/usr/sbin/sshd', '-D', '-e', '-f', config], {
       stdio: ['ignore', 'ignore', 'pipe'],

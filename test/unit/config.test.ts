@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseDuration } from '../../src/lib/config/duration.js';
+import { MAX_TIMER_MS, parseDuration, timerMs } from '../../src/lib/config/duration.js';
 import { parseFleetYaml } from '../../src/lib/config/load-config.js';
 import { GracerollError } from '../../src/lib/exit-codes.js';
 
@@ -27,14 +27,48 @@ describe('durations', () => {
   it.each([
     ['500ms', 500],
     ['2s', 2000],
+    ['1.5s', 1500],
     ['1.5m', 90_000],
     ['2m', 120_000],
+    ['1m30s', 90_000],
+    ['1h30m', 5_400_000],
     ['1h', 3_600_000],
-    [250, 250],
-  ])('%s is %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
-  it.each(['', '5', '5 minutes', '-1s', '1d', 'ms'])('%j is refused', (text) =>
-    expect(parseDuration(text)).toBeUndefined(),
+    ['2d', 172_800_000],
+    ['0.0004s', 0],
+    ['0', 0],
+    [0, 0],
+  ])('%s is %d ms', (text, ms) => expect(parseDuration(text)).toEqual({ ok: true, ms }));
+  it.each(['', '5 minutes', '-1s', '1x', 'ms', '1m 30s', 's1'])('%j is refused', (text) =>
+    expect(parseDuration(text).ok).toBe(false),
   );
+  it.each([
+    [10, 'write 10s (seconds) or 10ms'],
+    ['10', 'write 10s (seconds) or 10ms'],
+    [1.5, 'write 1.5s'],
+    ['1000h', 'longer than the longest timer Node.js can hold (24d20h31m24s)'],
+    ['25d', 'longer than the longest timer'],
+  ])('%j is refused with a suggestion', (value, message) => {
+    const parsed = parseDuration(value);
+    expect(parsed.ok).toBe(false);
+    expect(!parsed.ok && parsed.message).toContain(message);
+  });
+  it('takes the longest timer Node.js holds, and no more', () => {
+    expect(parseDuration('24d20h31m23s')).toMatchObject({ ok: true });
+    expect(parseDuration('24d20h31m24s').ok).toBe(false);
+  });
+  it('gives every timer a whole number of milliseconds within range', () => {
+    expect(timerMs(0.4)).toBe(1);
+    expect(timerMs(1500.2)).toBe(1501);
+    expect(timerMs(1e12)).toBe(MAX_TIMER_MS);
+    expect(timerMs(Number.NaN)).toBe(MAX_TIMER_MS);
+    expect(timerMs(-5)).toBe(1);
+  });
+  it('a bare number in a config is refused at its line with the unit suggested', () => {
+    const yaml = 'service: {type: systemd, unit: a.service}\ndrain:\n  deadline: 10\nnodes: [{name: a}]\n';
+    expect(() => parseFleetYaml(yaml, 'f.yaml')).toThrow(
+      /f\.yaml:3:13: drain\.deadline: a duration needs a unit: write 10s \(seconds\) or 10ms/,
+    );
+  });
 });
 
 describe('fleet config', () => {

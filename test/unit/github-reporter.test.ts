@@ -142,7 +142,7 @@ describe('GitHub Actions reporter', () => {
     expect(summary).toContain('**Out of rotation:** web2');
     expect(summary).toMatch(/^- web1: escalated: SIGTERM: pid \d+ still running/m);
     expect(summary).toMatch(
-      /^- \*\*web2 is OUT of rotation \(it failed\); check it, then rerun with --nodes web2/m,
+      /^- \*\*web2 is OUT of rotation \(not healthy: .*\); check it, then rerun with --resume/m,
     );
     expect(parseOutputs(output)).toMatchObject({
       status: 'failed',

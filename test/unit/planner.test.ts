@@ -84,11 +84,11 @@ describe('planRollout', () => {
   });
 
   it('gives the exact commands and API requests for each node', () => {
-    const actions = plan.nodes[1].steps.flatMap((s) => s.actions);
+    const actions = plan.nodes[1].steps.flatMap((s) => s.actions.map((a) => a.run));
     expect(actions).toContain('haproxy tcp:10.0.0.1:9999: set server web/srv2 state drain');
     expect(actions).toContain('systemctl kill --signal=SIGUSR1 --kill-whom=main web.service');
     expect(actions).toContain('systemctl restart web.service');
-    expect(plan.nodes[0].steps.find((s) => s.step === 'verify')?.actions).toContain(
+    expect(plan.nodes[0].steps.find((s) => s.step === 'verify')?.actions.map((a) => a.run)).toContain(
       'GET http://10.0.0.11:8080/health → 200',
     );
     expect(actions).toContain('/run/web.sock absent (test -e /run/web.sock)');

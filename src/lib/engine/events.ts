@@ -1,9 +1,10 @@
-import type { StepName } from '../plan/types.js';
+import type { HookName, StepName } from '../plan/types.js';
 import type { ProcessIdentity } from '../service/types.js';
 
-export const EVENT_SCHEMA_VERSION = 1;
+/** 2: plan actions carry where they run (`{on, run}`); hook steps. */
+export const EVENT_SCHEMA_VERSION = 2;
 
-export type HookName = 'beforeDeregister' | 'beforeSignal' | 'afterRestart' | 'afterRegister';
+export type { HookName };
 
 export type NodeOutcome = 'done' | 'failed' | 'skipped' | 'interrupted';
 

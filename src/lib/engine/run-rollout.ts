@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatDuration } from '../config/duration.js';
-import { resolveCount } from '../plan/batches.js';
-import type { RolloutPlan } from '../plan/types.js';
-import type { NodeReport, RolloutReport, RolloutStatus } from './events.js';
+import { formatDuration, timerMs } from '../config/duration.js';
+import type { BatchPlan, RolloutPlan } from '../plan/types.js';
+import type { EmitEvent, NodeReport, RolloutReport, RolloutStatus } from './events.js';
 import { preflight } from './preflight.js';
 import { runNode } from './run-node.js';
 import type { EngineParts, RolloutControl, RolloutOptions } from './types.js';
@@ -10,65 +9,89 @@ import type { EngineParts, RolloutControl, RolloutOptions } from './types.js';
 /**
  * Executes a plan: preflight (read-only; refuses when a node is unreachable or unknown, or when more
  * nodes are degraded than the failure budget allows), then batch by batch. Halts when the failure budget
- * is spent, when `control.stop` fires (no new nodes), or when the rollout deadline passes.
+ * is spent, when `control.stop` fires (no new nodes), when `control.halt` fires or an event cannot be
+ * recorded, or when the rollout deadline passes. Never throws: whatever happens, it ends with exactly one
+ * `rollout-end` event and the report.
  */
 export async function runRollout(
   plan: RolloutPlan,
-  parts: EngineParts,
+  given: EngineParts,
   control: RolloutControl,
   options: RolloutOptions = {},
 ): Promise<RolloutReport> {
   const startedAt = new Date();
   const started = performance.now();
-  const deadline = AbortSignal.timeout(plan.rolloutDeadlineMs);
+  const deadline = AbortSignal.timeout(timerMs(plan.rolloutDeadlineMs));
   const abort = AbortSignal.any([control.abort, deadline]);
-  const { emit, fleet } = parts;
+  // A record that cannot be kept (the journal's disk is full) or a lost lock halts the rollout: the nodes
+  // in flight finish, no new one starts, and the run ends failed, saying why.
+  const halt = new AbortController();
+  const haltWith = (why: string) => {
+    if (!halt.signal.aborted) halt.abort(new Error(why));
+  };
+  const onHalt = () =>
+    haltWith(String((control.halt?.reason as Error | undefined)?.message ?? control.halt?.reason));
+  control.halt?.addEventListener('abort', onHalt, { once: true });
+  if (control.halt?.aborted) onHalt();
+  const emit: EmitEvent = (event) => {
+    try {
+      given.emit(event);
+    } catch (error) {
+      haltWith(error instanceof Error ? error.message : String(error));
+    }
+  };
+  const parts: EngineParts = { ...given, emit };
   const reports = new Map<string, NodeReport>();
   const problems: string[] = [];
   const alreadyDone = options.alreadyDone ?? new Set<string>();
   const reexamine = new Set(options.reexamine ?? []);
-
-  emit({
-    kind: 'rollout-start',
-    fleet: plan.fleet,
-    nodes: plan.nodes.map((n) => n.node.name),
-    batches: plan.batches.map((b) => b.nodes),
-  });
-
-  const checks = await preflight(parts, abort);
-  const blocking = checks.flatMap((c) => c.blocking);
-  const degraded = checks.filter((c) => c.degraded.length && !reexamine.has(c.node));
-  if (degraded.length > plan.maxFailures) blocking.push(...degraded.flatMap((c) => c.degraded));
-  else if (degraded.length) {
-    for (const c of degraded) {
-      reexamine.add(c.node);
-      emit({
-        kind: 'warning',
-        node: c.node,
-        message: `degraded before the rollout (within the failure budget): ${c.degraded.join('; ')}`,
-      });
-    }
-  }
-  if (degraded.length > plan.maxFailures) {
-    blocking.push(
-      `${degraded.length} node(s) already degraded; the failure budget allows ${plan.maxFailures}`,
-    );
-  }
-  emit({ kind: 'preflight-end', ok: blocking.length === 0, problems: blocking });
-
   let status: RolloutStatus = 'ok';
-  if (blocking.length) {
-    status = 'preflight-refused';
-    problems.push(...blocking);
-  } else {
-    const byName = new Map(plan.nodes.map((n) => [n.node.name, n.node]));
-    const maxUnavailable = resolveCount(
-      fleet.rollout.maxUnavailable ?? fleet.rollout.batchSize,
-      plan.nodes.length,
-      1,
-    );
-    let failures = degraded.length;
-    const stopped = () => control.stop.aborted || abort.aborted;
+  /** Nodes degraded before the rollout (within the failure budget): they count as failures. */
+  let preDegraded = 0;
+
+  try {
+    emit({
+      kind: 'rollout-start',
+      fleet: plan.fleet,
+      nodes: plan.nodes.map((n) => n.node.name),
+      batches: plan.batches.map((b) => b.nodes),
+    });
+
+    const checks = await preflight(parts, abort);
+    const blocking = checks.flatMap((c) => c.blocking);
+    const degraded = checks.filter((c) => c.degraded.length && !reexamine.has(c.node));
+    if (degraded.length > plan.maxFailures) {
+      blocking.push(...degraded.flatMap((c) => c.degraded));
+      blocking.push(
+        `${degraded.length} node(s) already degraded; the failure budget allows ${plan.maxFailures}`,
+      );
+    } else {
+      preDegraded = degraded.length;
+      for (const c of degraded) {
+        reexamine.add(c.node);
+        emit({
+          kind: 'warning',
+          node: c.node,
+          message: `degraded before the rollout (within the failure budget): ${c.degraded.join('; ')}`,
+        });
+      }
+    }
+    emit({ kind: 'preflight-end', ok: blocking.length === 0, problems: blocking });
+
+    if (blocking.length) {
+      status = 'preflight-refused';
+      problems.push(...blocking);
+    } else {
+      await runBatches();
+    }
+  } catch (error) {
+    problems.push(`unexpected error: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  async function runBatches(): Promise<void> {
+    const byName = new Map(plan.nodes.map((n) => [n.node.name, n]));
+    let failures = 0;
+    const stopped = () => control.stop.aborted || abort.aborted || halt.signal.aborted;
     for (const batch of plan.batches) {
       if (stopped()) break;
       const todo = batch.nodes.filter((name) => !alreadyDone.has(name));
@@ -78,9 +101,9 @@ export async function runRollout(
       // Nodes left out of rotation count against maxUnavailable until someone puts them back.
       for (let i = 0; i < todo.length && !stopped();) {
         const out = [...reports.values()].filter((r) => !r.inRotation).length;
-        const room = maxUnavailable - out;
+        const room = plan.maxUnavailable - out;
         if (room <= 0) {
-          problems.push(`halted: ${out} node(s) out of rotation, maxUnavailable is ${maxUnavailable}`);
+          problems.push(`halted: ${out} node(s) out of rotation, maxUnavailable is ${plan.maxUnavailable}`);
           break;
         }
         const chunk = todo.slice(i, i + room);
@@ -93,28 +116,21 @@ export async function runRollout(
         failures += results.filter((r) => r.outcome === 'failed').length;
       }
       emit({ kind: 'batch-end', batch: batch.index, failed });
-      if (failures > plan.maxFailures) {
-        problems.push(
-          `halted: ${failures} failed node${failures > 1 ? 's' : ''} (budget ${plan.maxFailures})`,
-        );
+      if (failures + preDegraded > plan.maxFailures) {
+        const total = failures + preDegraded;
+        problems.push(`halted: ${total} failed node${total > 1 ? 's' : ''} (budget ${plan.maxFailures})`);
         break;
       }
       if (problems.length) break;
       const more = plan.batches.slice(batch.index + 1).some((b) => b.nodes.some((n) => !alreadyDone.has(n)));
-      if (batch.canary && more && !stopped()) {
-        const go = await pauseAfterCanary(parts, batch.index, todo, control, options);
+      if (batch.pauseAfter && more && !stopped()) {
+        const go = await pauseAfterBatch(parts, batch.index, batch.pauseAfter, todo, control, options);
         if (!go) {
           problems.push('stopped after the canary batch');
           break;
         }
       }
     }
-    const anyFailed = [...reports.values()].some((r) => r.outcome === 'failed');
-    if (deadline.aborted) {
-      status = 'deadline';
-      problems.push(`the rollout deadline (${formatDuration(plan.rolloutDeadlineMs)}) passed`);
-    } else if (control.stop.aborted || control.abort.aborted) status = 'interrupted';
-    else if (anyFailed || problems.length) status = 'failed';
   }
 
   const nodes = plan.nodes.map(
@@ -128,6 +144,19 @@ export async function runRollout(
         ...(alreadyDone.has(node.name) ? { reason: 'done in the resumed run' } : {}),
       },
   );
+  if (halt.signal.aborted)
+    problems.push(
+      `halted: ${(halt.signal.reason as Error).message}; the nodes in flight were finished and no new node was started`,
+    );
+  if (status !== 'preflight-refused') {
+    const anyFailed = nodes.some((r) => r.outcome === 'failed');
+    if (deadline.aborted) {
+      status = 'deadline';
+      problems.push(`the rollout deadline (${formatDuration(plan.rolloutDeadlineMs)}) passed`);
+    } else if (control.stop.aborted || control.abort.aborted) status = 'interrupted';
+    else if (anyFailed || problems.length) status = 'failed';
+  }
+  control.halt?.removeEventListener('abort', onHalt);
   const report: RolloutReport = {
     fleet: plan.fleet,
     status,
@@ -141,23 +170,24 @@ export async function runRollout(
   return report;
 }
 
-async function pauseAfterCanary(
+async function pauseAfterBatch(
   parts: EngineParts,
   batch: number,
+  pause: NonNullable<BatchPlan['pauseAfter']>,
   canary: string[],
   control: RolloutControl,
   options: RolloutOptions,
 ): Promise<boolean> {
-  const pause = parts.fleet.rollout.pauseAfterCanary;
-  if (pause === 'none') return true;
-  if (typeof pause === 'number') {
+  if (pause !== 'confirm') {
     parts.emit({
       kind: 'pause',
       batch,
-      detail: `canary done; waiting ${formatDuration(pause)} before the next batch`,
+      detail: `canary done; waiting ${formatDuration(pause.waitMs)} before the next batch`,
     });
     try {
-      await sleep(pause, undefined, { signal: AbortSignal.any([control.stop, control.abort]) });
+      await sleep(timerMs(pause.waitMs), undefined, {
+        signal: AbortSignal.any([control.stop, control.abort]),
+      });
       return true;
     } catch {
       return false;

@@ -34,4 +34,6 @@ export interface RolloutOptions {
 export interface RolloutControl {
   stop: AbortSignal;
   abort: AbortSignal;
+  /** Like `stop`, but the run ends failed with the signal's reason as its problem (a lost lock). */
+  halt?: AbortSignal;
 }

@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { fail, type Result } from '../outcome.js';
 import type { Transport } from '../transport/types.js';
+import { timerMs } from '../config/duration.js';
 
 /** Sends one line to HAProxy's runtime API (management guide, section 9.3) and returns its answer. */
 export type RuntimeApi = (command: string, signal: AbortSignal) => Promise<Result<string>>;
@@ -24,7 +25,7 @@ export function directRuntimeApi(address: string, timeoutMs: number): RuntimeApi
       const onAbort = () => finish(fail(`haproxy ${address}: cancelled`));
       const timer = setTimeout(
         () => finish(fail(`haproxy ${address}: no answer within ${timeoutMs}ms`)),
-        timeoutMs,
+        timerMs(timeoutMs),
       );
       signal.addEventListener('abort', onAbort, { once: true });
       socket.on('connect', () => socket.end(`${command}\n`));

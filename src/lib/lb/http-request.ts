@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { fail, type Result } from '../outcome.js';
+import { timerMs } from '../config/duration.js';
 
 /** A load balancer API's answer is small; anything past this is cut off. */
 const MAX_BODY = 1024 * 1024;
@@ -35,7 +36,7 @@ export function httpRequest(url: string, options: HttpRequestOptions): Promise<R
       return resolve(fail(`not a URL: ${url}`));
     }
     const client = target.protocol === 'https:' ? https : http;
-    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const timeout = AbortSignal.timeout(timerMs(options.timeoutMs));
     const headers: Record<string, string> = {
       'user-agent': 'graceroll',
       connection: 'close',

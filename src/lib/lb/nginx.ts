@@ -7,6 +7,7 @@ import type { RemoteCommand, Transport } from '../transport/types.js';
 import { fillText, oneAtATime, requireValues } from './fill-text.js';
 import { markServer, parseWorkers, readUpstream, splitAddress } from './nginx-upstream.js';
 import type { LbServerState, LoadBalancer } from './types.js';
+import { timerMs } from '../config/duration.js';
 
 type NginxConfig = Extract<LoadBalancerConfig, { type: 'nginx' }>;
 
@@ -129,7 +130,7 @@ export function createNginxLoadBalancer(
       const restore = async (why: string): Promise<Outcome> => {
         if (!edit.value.changed) return fail(why);
         // Its own deadline rather than the rollout's signal: a Ctrl-C must not leave the edit in place.
-        const back = await writeFile(original.value, AbortSignal.timeout(timeoutMs));
+        const back = await writeFile(original.value, AbortSignal.timeout(timerMs(timeoutMs)));
         return fail(
           back.ok ? `${why}; ${file} restored` : `${why}; restoring ${file} failed too: ${back.reason}`,
         );

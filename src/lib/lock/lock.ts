@@ -23,7 +23,7 @@ export interface HeldLock {
 }
 
 /** How often the holder refreshes its heartbeat. */
-const HEARTBEAT_MS = 15_000;
+export const HEARTBEAT_MS = 15_000;
 const COMMAND_TIMEOUT_MS = 15_000;
 
 export const defaultLockPath = (fleet: Fleet): string =>

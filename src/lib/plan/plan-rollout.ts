@@ -1,48 +1,93 @@
 import type { Fleet, FleetNode } from '../config/types.js';
 import { formatDuration } from '../config/duration.js';
 import type { LoadBalancer } from '../lb/types.js';
-import { describeProbe } from '../probes/run-probe.js';
+import { defaultLockPath, HEARTBEAT_MS } from '../lock/lock.js';
+import { describeProbe, type Probe } from '../probes/run-probe.js';
 import type { ServiceManager } from '../service/types.js';
+import { fillShell, nodeValues } from '../template.js';
 import { commandLine } from '../transport/quote.js';
 import { computeBatches, resolveCount } from './batches.js';
-import type { NodePlan, PlannedStep, RolloutPlan } from './types.js';
+import type { HookName, NodePlan, PlannedAction, PlannedStep, RolloutPlan } from './types.js';
+import { lbWhere, lockHost, nodeWhere, sshWhere, THIS_MACHINE } from './where.js';
 
 export interface PlanParts {
-  service: ServiceManager;
-  lb: LoadBalancer;
+  service: Pick<ServiceManager, 'commands'>;
+  lb: Pick<LoadBalancer, 'type' | 'describe'>;
 }
+
+/** Probes that run on the node (over its transport); the others run here or ask the load balancer. */
+const probeWhere = (probe: Probe, onNode: string, onLb: string): string =>
+  probe.type === 'http' || probe.type === 'tcp' ? THIS_MACHINE : probe.type === 'lb-sessions' ? onLb : onNode;
 
 function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
   const { drain, health, deadlines, rollout } = fleet;
   const commands = parts.service.commands(node);
   const lbRequests = parts.lb.describe(node);
   const hasLb = parts.lb.type !== 'none';
+  const onNode = nodeWhere(fleet, node);
+  const onLb = lbWhere(fleet);
+  const commandTimeoutMs = deadlines.command;
+  const at = (on: string, runs: string[]): PlannedAction[] => runs.map((run) => ({ on, run }));
+  const probes = (list: readonly Probe[]) =>
+    list.map((probe) => ({ on: probeWhere(probe, onNode, onLb), run: describeProbe(probe, node) }));
   const steps: PlannedStep[] = [];
+
+  const hookStep = (name: HookName, when: string) => {
+    const hooks = fleet.hooks[name].map((hook) => ({
+      command: fillShell(hook.command, nodeValues(node)),
+      on: hook.on,
+      deadlineMs: hook.deadline,
+    }));
+    if (!hooks.length) return;
+    steps.push({
+      step: name,
+      summary: `${name} hook${hooks.length > 1 ? 's' : ''} ${when}; a failing hook fails the node`,
+      actions: hooks.map((h) => ({ on: h.on === 'controller' ? THIS_MACHINE : onNode, run: h.command })),
+      deadlineMs: hooks.reduce((sum, h) => sum + h.deadlineMs, 0),
+      commandTimeoutMs,
+      hooks,
+    });
+  };
+
+  hookStep('beforeDeregister', 'before the node leaves the load balancer');
   if (hasLb) {
     steps.push({
       step: 'deregister',
       summary: 'take the node out of rotation and confirm the load balancer reports it out',
-      actions: [...lbRequests.deregister, ...lbRequests.state],
+      actions: at(onLb, [...lbRequests.deregister, ...lbRequests.state]),
       deadlineMs: deadlines.deregister,
+      intervalMs: drain.interval,
+      commandTimeoutMs,
     });
     steps.push({
       step: 'lb-drain',
-      summary: 'wait until the load balancer reports no active sessions',
-      actions: lbRequests.state,
+      summary: `wait until the load balancer reports no active sessions (polled every ${formatDuration(drain.interval)})`,
+      actions: at(onLb, lbRequests.state),
       deadlineMs: deadlines.lbDrain,
+      intervalMs: drain.interval,
+      commandTimeoutMs,
     });
   }
+  hookStep('beforeSignal', 'before the graceful signal');
   steps.push({
     step: 'signal',
-    summary: `record the process identity, send SIG${fleet.service.signal}`,
-    actions: [commandLine(commands.status), commandLine(commands.signal(fleet.service.signal))],
-    deadlineMs: deadlines.command,
+    summary: `record the process identity (PID + start time), send SIG${fleet.service.signal}`,
+    actions: at(onNode, [commandLine(commands.status), commandLine(commands.signal(fleet.service.signal))]),
+    deadlineMs: commandTimeoutMs,
+    commandTimeoutMs,
+    signal: fleet.service.signal,
   });
   steps.push({
     step: 'drain',
-    summary: `poll every ${formatDuration(drain.interval)} until all drain probes pass`,
-    actions: drain.probes.map((probe) => describeProbe(probe, node)),
+    summary:
+      `poll every ${formatDuration(drain.interval)} until all drain probes pass; at the deadline ` +
+      (drain.onDeadline === 'escalate' ? 'escalate' : 'halt the rollout and leave the node out of rotation'),
+    actions: probes(drain.probes),
     deadlineMs: drain.deadline,
+    intervalMs: drain.interval,
+    probes: drain.probes,
+    onDeadline: drain.onDeadline,
+    commandTimeoutMs,
   });
   if (drain.onDeadline === 'escalate') {
     steps.push({
@@ -52,45 +97,63 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
         drain.escalation
           .map((e) => `SIG${e.signal} then wait ${formatDuration(e.deadline)} for exit`)
           .join(', '),
-      actions: drain.escalation.map((e) => commandLine(commands.signal(e.signal))),
+      actions: at(
+        onNode,
+        drain.escalation.map((e) => commandLine(commands.signal(e.signal))),
+      ),
       deadlineMs: drain.escalation.reduce((sum, e) => sum + e.deadline, 0),
-    });
-  } else {
-    steps.push({
-      step: 'escalate',
-      summary: 'only if the drain deadline passes: halt the rollout, leave the node out of rotation',
-      actions: [],
+      chain: drain.escalation.map((e) => ({ signal: e.signal, deadlineMs: e.deadline })),
+      intervalMs: drain.interval,
+      commandTimeoutMs,
     });
   }
   steps.push({
     step: 'restart',
     summary: 'restart the service',
-    actions: [commandLine(commands.restart)],
+    actions: at(onNode, [commandLine(commands.restart)]),
     deadlineMs: deadlines.restart,
+    commandTimeoutMs,
   });
+  hookStep('afterRestart', 'after the restart, before the health gate');
   steps.push({
     step: 'verify',
     summary: `a new process (PID + start time changed), then ${health.consecutive} healthy probes in a row every ${formatDuration(health.interval)}`,
-    actions: [commandLine(commands.status), ...health.probes.map((probe) => describeProbe(probe, node))],
+    actions: [...at(onNode, [commandLine(commands.status)]), ...probes(health.probes)],
     deadlineMs: deadlines.verify,
+    probes: health.probes,
+    consecutive: health.consecutive,
+    intervalMs: health.interval,
+    commandTimeoutMs,
   });
   if (hasLb) {
     steps.push({
       step: 'register',
       summary: 'put the node back into rotation and wait until the load balancer reports it up',
-      actions: [...lbRequests.register, ...lbRequests.state],
+      actions: at(onLb, [...lbRequests.register, ...lbRequests.state]),
       deadlineMs: deadlines.register,
+      intervalMs: drain.interval,
+      commandTimeoutMs,
     });
   }
+  hookStep('afterRegister', 'after the node is back in rotation');
   if (rollout.settle > 0) {
     steps.push({
       step: 'settle',
-      summary: `stay healthy for ${formatDuration(rollout.settle)} before the next batch`,
-      actions: health.probes.map((probe) => describeProbe(probe, node)),
+      summary: `stay healthy for ${formatDuration(rollout.settle)} (probes every ${formatDuration(health.interval)}) before the next node`,
+      actions: probes(health.probes),
       deadlineMs: rollout.settle,
+      durationMs: rollout.settle,
+      probes: health.probes,
+      intervalMs: health.interval,
+      commandTimeoutMs,
     });
   }
-  return { node, steps };
+  return {
+    node,
+    on: onNode,
+    steps,
+    restore: { probes: health.probes, consecutive: health.consecutive, intervalMs: health.interval },
+  };
 }
 
 /** The whole rollout as data: batches and each node's steps with their exact commands. No I/O. */
@@ -100,16 +163,35 @@ export function planRollout(fleet: Fleet, parts: PlanParts): RolloutPlan {
     fleet.rollout.batchSize,
     fleet.rollout.canary,
   );
+  const pause = fleet.rollout.pauseAfterCanary;
+  const lockAt = lockHost(fleet);
   return {
     fleet: fleet.name,
+    lock: {
+      on: lockAt && fleet.transport.type === 'ssh' ? sshWhere(fleet, lockAt) : THIS_MACHINE,
+      path: defaultLockPath(fleet),
+      staleAfterMs: fleet.lock.staleAfter,
+      heartbeatMs: HEARTBEAT_MS,
+    },
     preflight: [
       'every node reachable and its service running',
       ...(fleet.health.probes.length ? ['every node passes its health probes'] : []),
       ...(parts.lb.type !== 'none' ? ['the load balancer knows every node and has it up'] : []),
     ],
-    batches: batches.map((batch, index) => ({ index, ...batch })),
+    batches: batches.map((batch, index) => ({
+      index,
+      ...batch,
+      ...(batch.canary && index < batches.length - 1 && pause !== 'none'
+        ? { pauseAfter: pause === 'confirm' ? ('confirm' as const) : { waitMs: pause } }
+        : {}),
+    })),
     nodes: fleet.nodes.map((node) => planNode(fleet, node, parts)),
     maxFailures: resolveCount(fleet.rollout.maxFailures, fleet.nodes.length),
+    maxUnavailable: resolveCount(
+      fleet.rollout.maxUnavailable ?? fleet.rollout.batchSize,
+      fleet.nodes.length,
+      1,
+    ),
     rolloutDeadlineMs: fleet.deadlines.rollout,
   };
 }

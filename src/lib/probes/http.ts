@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { HttpProbe } from '../config/types.js';
 import { fail, OK, type Outcome } from '../outcome.js';
+import { timerMs } from '../config/duration.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -44,7 +45,7 @@ export function checkHttpAnswer(probe: HttpProbe, status: number, body: string):
 export function httpProbe(probe: HttpProbe, url: string, signal: AbortSignal): Promise<Outcome> {
   return new Promise((resolve) => {
     const client = url.startsWith('https:') ? https : http;
-    const timeout = AbortSignal.timeout(probe.timeout);
+    const timeout = AbortSignal.timeout(timerMs(probe.timeout));
     const request = client.request(
       url,
       {

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { fail, OK, type Outcome } from '../outcome.js';
+import { timerMs } from '../config/duration.js';
 
 export function tcpProbe(
   host: string,
@@ -8,7 +9,11 @@ export function tcpProbe(
   signal: AbortSignal,
 ): Promise<Outcome> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port, signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    const socket = connect({
+      host,
+      port,
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timerMs(timeoutMs))]),
+    });
     socket.once('connect', () => {
       socket.destroy();
       resolve(OK);

@@ -1,5 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import type { ExecOptions, ExecResult, RemoteCommand, Transport } from './types.js';
+import { timerMs } from '../config/duration.js';
 
 /** Output kept per stream; a runaway command must not take the CLI's memory with it. */
 export const OUTPUT_CAP_BYTES = 1024 * 1024;
@@ -46,12 +48,28 @@ export function createLocalTransport(node: string): Transport {
 }
 
 function runLocal(command: RemoteCommand, options: ExecOptions): Promise<ExecResult> {
-  const { signal, timeoutMs, stdin } = options;
-  if (signal.aborted) return Promise.resolve({ code: null, stdout: '', stderr: '', ...aborted() });
+  if (options.signal.aborted) return Promise.resolve({ code: null, stdout: '', stderr: '', ...aborted() });
   const [file, args] =
     'shell' in command ? ['/bin/sh', ['-c', command.shell]] : [command.argv[0], command.argv.slice(1)];
   if (!file) throw new Error('local exec: argv is empty');
 
+  let child: ChildProcessByStdio<Writable, Readable, Readable>;
+  try {
+    child = spawn(file, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (error) {
+    // spawn throws synchronously for some errors, e.g. E2BIG when a command line exceeds ARG_MAX.
+    const reason = `cannot start ${file}: ${(error as Error).message}`;
+    return Promise.resolve({ code: null, stdout: '', stderr: '', failure: 'transport', reason });
+  }
+  return runChild(child, file, options);
+}
+
+function runChild(
+  child: ChildProcessByStdio<Writable, Readable, Readable>,
+  file: string,
+  options: ExecOptions,
+): Promise<ExecResult> {
+  const { signal, timeoutMs, stdin } = options;
   return new Promise((resolve) => {
     const stdout = new CappedOutput();
     const stderr = new CappedOutput();
@@ -59,7 +77,6 @@ function runLocal(command: RemoteCommand, options: ExecOptions): Promise<ExecRes
     let killTimer: NodeJS.Timeout | undefined;
     let settled = false;
 
-    const child = spawn(file, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     // EPIPE when the command exits without reading its stdin is not our failure.
@@ -92,7 +109,7 @@ function runLocal(command: RemoteCommand, options: ExecOptions): Promise<ExecRes
 
     const deadline = setTimeout(
       () => killGroup({ failure: 'timeout', reason: `timed out after ${timeoutMs} ms` }),
-      timeoutMs,
+      timerMs(timeoutMs),
     );
     const onAbort = (): void => killGroup(aborted());
     signal.addEventListener('abort', onAbort, { once: true });

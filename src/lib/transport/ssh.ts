@@ -14,6 +14,7 @@ import {
 import { CappedOutput } from './local.js';
 import { commandLine, shellQuote, wrapWithTimeout } from './quote.js';
 import type { ExecOptions, ExecResult, Transport } from './types.js';
+import { timerMs } from '../config/duration.js';
 
 export interface SshTransportOptions {
   node: string;
@@ -141,7 +142,7 @@ export function createSshTransport(opts: SshTransportOptions): Transport {
     const deadline = Date.now() + timeoutMs;
     // One stop signal for the whole call: waiting for a session slot and reconnecting count too.
     const stop = new AbortController();
-    const timer = setTimeout(() => stop.abort('timeout'), timeoutMs);
+    const timer = setTimeout(() => stop.abort('timeout'), timerMs(timeoutMs));
     const onAbort = (): void => stop.abort('aborted');
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) onAbort();

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Fleet, FleetOverrides } from './config/types.js';
 import { loadFleet } from './config/load-config.js';
@@ -66,8 +67,12 @@ async function ask(
   }
 }
 
-/** Resume sets from the journal, or a usage error when there is nothing to resume. */
-function resumeFrom(path: string, previous: Journal | undefined): RolloutOptions {
+/**
+ * Resume sets from the journal, or a usage error when there is nothing to resume or the journal belongs
+ * to another config, another version of this config, or another selection of nodes: resuming it would
+ * skip or repeat nodes by someone else's record.
+ */
+function resumeFrom(path: string, previous: Journal | undefined, fleet: Fleet): RolloutOptions {
   if (!previous)
     throw new GracerollError([`--resume: no journal at ${path}`], ExitCode.usage, [
       'run without --resume to start a new rollout',
@@ -78,6 +83,32 @@ function resumeFrom(path: string, previous: Journal | undefined): RolloutOptions
       ExitCode.usage,
     );
   }
+  const config = resolve(fleet.source);
+  function refuse(why: string, hint: string): never {
+    throw new GracerollError([`--resume: ${path} ${why}`], ExitCode.usage, [hint]);
+  }
+  if (previous.config !== config)
+    refuse(
+      `was written for the config ${previous.config}, not ${config}`,
+      `resume with --config ${previous.config}, or run without --resume`,
+    );
+  if (previous.configDigest === undefined)
+    refuse(
+      'was written by an older graceroll and does not say which version of the config it belongs to',
+      'run without --resume: nodes that run left out of rotation are re-examined by preflight',
+    );
+  if (previous.configDigest !== fleet.sourceDigest)
+    refuse(
+      `belongs to another version of ${config}: the file changed since run ${previous.runId} (${previous.configDigest.slice(0, 19)}… then, ${fleet.sourceDigest.slice(0, 19)}… now)`,
+      'put the config back as it was to resume, or run without --resume to start a new rollout',
+    );
+  const selection = fleet.nodes.map((n) => n.name);
+  const before = previous.selection ?? [];
+  if (before.join(',') !== selection.join(','))
+    refuse(
+      `is a run of the nodes ${before.join(', ')}, not ${selection.join(', ')}`,
+      `resume with --nodes ${before.join(',')}`,
+    );
   return resumeSets(previous);
 }
 
@@ -109,7 +140,7 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
   }
   const path = journalPath(fleet);
   const previous = readJournal(path);
-  const resume = options.resume ? resumeFrom(path, previous) : {};
+  const resume = options.resume ? resumeFrom(path, previous, fleet) : {};
   if (!options.yes && interactive) {
     const go = await ask(
       `Roll ${fleet.nodes.length} node(s) of ${fleet.name} in ${plan.batches.length} batch(es)? [y/N] `,
@@ -141,11 +172,21 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
     if (mode === 'tty') stderr.write(`\n${signal}: ${detail}\n`);
   });
   let lock;
+  // A lost lock halts the rollout like a first Ctrl-C, but the run ends failed, saying why.
+  const lockLost = new AbortController();
   try {
-    lock = await acquireLock(fleet, parts.lockTransport(), signals.control.stop, (message) =>
-      stderr.write(`warning: ${message}\n`),
-    );
-    const journal = createJournalWriter(path, fleet, options.resume ? previous : undefined);
+    lock = await acquireLock(fleet, parts.lockTransport(), signals.control.stop, {
+      warn: (message) => stderr.write(`warning: ${message}\n`),
+      onLost: (why) => lockLost.abort(new Error(why)),
+    });
+    let journal;
+    try {
+      journal = createJournalWriter(path, fleet, previous, { resume: options.resume });
+    } catch (error) {
+      throw new GracerollError([`${(error as Error).message}; nothing was touched`], ExitCode.rolloutFailed, [
+        'free space or fix the permissions of the journal directory, or set `journal:` in the config',
+      ]);
+    }
     // Before `view`: a node's log group opens before its first line and closes before its outcome line.
     const github = createGithubReporter(env, mode === 'json' ? (text) => stderr.write(text) : write);
     sink.renderer = combineRenderers(journal, github, view);
@@ -159,16 +200,25 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
           message: `the last run (${previous.status}) left ${left.join(', ')} out of rotation; --resume continues it`,
         });
     }
-    const report = await runRollout(plan, parts, signals.control, {
-      ...resume,
-      continueAfterCanary: options.yes
-        ? () => Promise.resolve(true)
-        : (canary, signal) =>
-            ask(`Canary ${canary.join(', ')} done. Continue with the rest? [y/N] `, stdin, stderr, signal),
-    });
+    const report = await runRollout(
+      plan,
+      parts,
+      { ...signals.control, halt: lockLost.signal },
+      {
+        ...resume,
+        continueAfterCanary: options.yes
+          ? () => Promise.resolve(true)
+          : (canary, signal) =>
+              ask(`Canary ${canary.join(', ')} done. Continue with the rest? [y/N] `, stdin, stderr, signal),
+      },
+    );
     await sink.renderer.finish();
-    if (mode !== 'json' && report.status !== 'ok') stderr.write(`journal: ${path}\n`);
-    return exitCodeFor(report, signals.exitCode());
+    const journalFailure = journal.failure();
+    if (journalFailure) stderr.write(`error: ${journalFailure}\n`);
+    if (mode !== 'json' && (report.status !== 'ok' || journalFailure)) stderr.write(`journal: ${path}\n`);
+    const code = exitCodeFor(report, signals.exitCode());
+    // A run whose record could not be kept never reports success.
+    return journalFailure && code === ExitCode.ok ? ExitCode.rolloutFailed : code;
   } finally {
     signals.dispose();
     await lock?.release();

@@ -39,3 +39,47 @@ export function fillUrl(template: string, values: TemplateValues): string {
     return /^[A-Za-z0-9.:_-]+$/.test(text) ? text : encodeURIComponent(text);
   });
 }
+
+export interface QuotedPlaceholder {
+  placeholder: string;
+  quote: "'" | '"';
+}
+
+/**
+ * Placeholders that stand inside quotes the operator wrote: `echo "{vars.x}"`. fillShell quotes every
+ * value itself, and quotes around that (POSIX.1-2017 XCU 2.2: inside "…" a `'` is literal and `$(…)`
+ * still expands; inside '…' the value's own quotes close and reopen them) would let a value such as
+ * `$(reboot)` run. Such templates are refused at load. Tracks the shell's quoting state: '…', "…",
+ * $'…' (bash), backslash escapes, and # comments.
+ */
+export function quotedPlaceholders(template: string): QuotedPlaceholder[] {
+  const found: QuotedPlaceholder[] = [];
+  let quote: "'" | '"' | undefined;
+  for (let i = 0; i < template.length; i++) {
+    const c = template[i];
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+    } else if (c === '\\') {
+      i += 1; // the next character is literal (inside "…" too, for the ones that matter here)
+      continue;
+    } else if (quote === '"') {
+      if (c === '"') quote = undefined;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      continue;
+    } else if (c === '#' && (i === 0 || /\s/.test(template[i - 1]))) {
+      const end = template.indexOf('\n', i);
+      if (end < 0) break;
+      i = end;
+      continue;
+    }
+    if (quote && c === '{') {
+      const match = /^\{([A-Za-z_][A-Za-z0-9_.]*)\}/.exec(template.slice(i));
+      if (match) {
+        found.push({ placeholder: match[0], quote });
+        i += match[0].length - 1;
+      }
+    }
+  }
+  return found;
+}

@@ -85,6 +85,82 @@ describe('journal', () => {
   });
 });
 
+describe('journal identity', () => {
+  async function killMidRoll(): Promise<string> {
+    fleet = new SleeperFleet();
+    fleet.start();
+    const config = fleet.config('', { slowDrain: 'yes' });
+    fleet.touch('a.drained');
+    const { run, reached } = rollUntil(
+      ['restart-fleet', '-c', config, '--json'],
+      (e) => e.kind === 'step-start' && e.node === 'b' && e.step === 'drain',
+    );
+    await reached;
+    run.child.kill('SIGKILL');
+    await run.done;
+    return config;
+  }
+
+  it('--resume refuses a journal written for another version of the config, touching nothing', async () => {
+    const config = await killMidRoll();
+    writeFileSync(config, `${readFileSync(config, 'utf8')}# edited after the run\n`);
+    const before = fleet.journal();
+    const { code, stderr } = await runCli(['restart-fleet', '-c', config, '--json', '--resume']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--resume: .*\.journal\.json belongs to another version of .*\.yaml/);
+    expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(fleet.journal()).toEqual(before);
+    expect(fleet.lb('b')).toBe('maint');
+  });
+
+  it('--resume refuses another selection of nodes and says which one to resume', async () => {
+    const config = await killMidRoll();
+    const { code, stderr } = await runCli([
+      'restart-fleet',
+      '-c',
+      config,
+      '--json',
+      '--resume',
+      '--nodes',
+      'a,b',
+    ]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/is a run of the nodes a, b, c, not a, b/);
+    expect(stderr).toMatch(/resume with --nodes a,b,c/);
+  });
+
+  it('two configs in one directory keep two journals', async () => {
+    fleet = new SleeperFleet();
+    fleet.start();
+    const config = fleet.config();
+    const other = join(fleet.dir, 'other.yaml');
+    writeFileSync(other, readFileSync(config, 'utf8').replace(/^name: .*$/m, 'name: other'));
+    expect((await runCli(['restart-fleet', '-c', config, '--json', '--nodes', 'a'])).code).toBe(0);
+    expect((await runCli(['restart-fleet', '-c', other, '--json', '--nodes', 'b'])).code).toBe(0);
+    const first = fleet.journal();
+    const second = JSON.parse(readFileSync(join(fleet.dir, '.graceroll', 'other.journal.json'), 'utf8'));
+    expect(first.selection).toEqual(['a']);
+    expect(second.selection).toEqual(['b']);
+  });
+
+  it('a journal that cannot be written halts the rollout before any node and never exits 0', async () => {
+    fleet = new SleeperFleet();
+    fleet.start();
+    const config = fleet.config();
+    // The journal's own path is a directory: the first write (when the first batch starts) fails.
+    mkdirSync(fleet.journalPath(), { recursive: true });
+    const pids = ['a', 'b', 'c'].map((n) => fleet.pid(n));
+    const { code, stdout, stderr } = await runCli(['restart-fleet', '-c', config, '--json']);
+    expect(code).toBe(1);
+    const { report } = jsonLines(stdout).at(-1)!;
+    expect(report.status).toBe('failed');
+    expect(report.problems.join('\n')).toMatch(/the journal .* cannot be written.*no new node was started/);
+    expect(stderr).toMatch(/error: the journal .* cannot be written/);
+    expect(['a', 'b', 'c'].map((n) => fleet.pid(n))).toEqual(pids);
+    expect(['a', 'b', 'c'].map((n) => fleet.lb(n))).toEqual(['up', 'up', 'up']);
+  });
+});
+
 describe('lock', () => {
   it('refuses a second rollout while one runs (exit 4), naming the holder', async () => {
     fleet = new SleeperFleet();

@@ -111,7 +111,7 @@ export const stepEvent =
 
 /** graceroll's journal for a lab fleet (beside its config). */
 export function readJournal(fleet: LabFleet): Journal | undefined {
-  const path = join(fleet.dir, '.graceroll', `${fleet.name}.journal.json`);
+  const path = join(fleet.dir, '.graceroll', 'fleet.journal.json'); // beside fleet.yaml
   if (!existsSync(path)) return undefined;
   return JSON.parse(readFileSync(path, 'utf8')) as Journal;
 }

@@ -1,5 +1,5 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { tempDir } from './cli.js';
 import { sleeperFleet } from './sleepers.js';
 
@@ -35,7 +35,9 @@ export class SleeperFleet {
 
   pid = (node: string): string => this.current().pid(node);
   lb = (node: string): string => readFileSync(join(this.dir, `${node}.lb`), 'utf8').trim();
-  journalPath = (): string => join(this.dir, '.graceroll', `${this.name}.journal.json`);
+  /** The journal graceroll keeps beside the config, named after the config file. */
+  journalPath = (): string =>
+    join(this.dir, '.graceroll', `${basename(this.current().config).replace(/\.ya?ml$/, '')}.journal.json`);
 
   journal = (): any => JSON.parse(readFileSync(this.journalPath(), 'utf8'));
   touch = (file: string): void => writeFileSync(join(this.dir, file), '');

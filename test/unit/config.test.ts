@@ -197,3 +197,49 @@ nodes:
     }
   });
 });
+
+describe("placeholders inside the operator's own quotes", () => {
+  const withHook = (command: string) =>
+    `service: {type: systemd, unit: a.service}\nhooks:\n  beforeSignal:\n    - command: ${JSON.stringify(command)}\nnodes: [{name: a, vars: {x: "$(touch /tmp/pwned)"}}]\n`;
+
+  it.each([
+    ['echo "{vars.x}"', '{vars.x} is inside double quotes'],
+    ["echo '{vars.x}'", '{vars.x} is inside single quotes'],
+    ['echo "a $(printf {node})"', '{node} is inside double quotes'],
+    ["echo $'{host}'", '{host} is inside single quotes'],
+  ])('%s is refused at load, located', (command, message) => {
+    expect(() => parseFleetYaml(withHook(command), 'f.yaml')).toThrow(
+      new RegExp(
+        `f\\.yaml:4:16: hooks\\.beforeSignal\\[0\\]\\.command: ${message.replace(/[{}.]/g, '\\$&')}.*write \\{`,
+      ),
+    );
+  });
+
+  it.each([
+    'echo {vars.x}',
+    'echo "literal" {vars.x}',
+    "echo 'it'\\''s' {vars.x}",
+    'echo \\" {vars.x} \\"',
+    'x {node} # "{node}"',
+  ])('%s is accepted: every placeholder stands outside quotes', (command) => {
+    expect(() => parseFleetYaml(withHook(command), 'f.yaml')).not.toThrow();
+  });
+
+  it('applies to every shell template: service, load balancer and probe commands', () => {
+    const yaml = [
+      'service: {type: command, status: "cat \'/run/{node}.pid\'", restart: "x"}',
+      'loadBalancer: {type: command, deregister: "lb out \\"{host}\\"", register: "y", state: "z"}',
+      'health: {probes: [{type: command, command: "check {host}"}]}',
+      'nodes: [{name: a}]',
+    ].join('\n');
+    let message = '';
+    try {
+      parseFleetYaml(yaml, 'f.yaml');
+    } catch (error) {
+      message = String((error as Error).message);
+    }
+    expect(message).toMatch(/service\.status: \{node\} is inside single quotes/);
+    expect(message).toMatch(/loadBalancer\.deregister: \{host\} is inside double quotes/);
+    expect(message).not.toMatch(/health/);
+  });
+});

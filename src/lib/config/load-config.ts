@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { ZodIssue } from 'zod';
@@ -5,6 +6,8 @@ import { ExitCode, GracerollError } from '../exit-codes.js';
 import { fleetSchema } from './schema.js';
 import type { Fleet, FleetOverrides } from './types.js';
 import { checkRules, normalize } from './normalize.js';
+
+const digest = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 
 /** `nodes[2].host` from ['nodes', 2, 'host']. */
 export function formatPath(path: readonly (string | number)[]): string {
@@ -51,6 +54,7 @@ export function parseFleet(
   source: string,
   overrides: FleetOverrides = {},
   locate: (path: readonly (string | number)[]) => string = () => source,
+  sourceDigest = digest(JSON.stringify(data) ?? ''),
 ): Fleet {
   const parsed = fleetSchema.safeParse(data);
   if (!parsed.success) {
@@ -63,7 +67,7 @@ export function parseFleet(
     }
     throw new GracerollError(problems, ExitCode.usage);
   }
-  const fleet = normalize(parsed.data, source, overrides);
+  const fleet = normalize(parsed.data, source, sourceDigest, overrides);
   const problems = checkRules(fleet, overrides).map(
     (p) => `${locate(p.path)}: ${formatPath(p.path)}: ${p.message}`,
   );
@@ -95,7 +99,7 @@ export function parseFleetYaml(text: string, source: string, overrides: FleetOve
   } catch (error) {
     throw new GracerollError([`${source}: ${(error as Error).message.split('\n')[0]}`], ExitCode.usage);
   }
-  return parseFleet(data, source, overrides, locate);
+  return parseFleet(data, source, overrides, locate, digest(text));
 }
 
 export async function loadFleet(path: string, overrides: FleetOverrides = {}): Promise<Fleet> {

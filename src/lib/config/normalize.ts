@@ -1,4 +1,4 @@
-import { missingValues, nodeValues } from '../template.js';
+import { missingValues, nodeValues, quotedPlaceholders } from '../template.js';
 import type { FleetParsed } from './schema.js';
 import type { Fleet, FleetOverrides } from './types.js';
 
@@ -7,7 +7,12 @@ export interface RuleProblem {
   message: string;
 }
 
-export function normalize(parsed: FleetParsed, source: string, overrides: FleetOverrides): Fleet {
+export function normalize(
+  parsed: FleetParsed,
+  source: string,
+  sourceDigest: string,
+  overrides: FleetOverrides,
+): Fleet {
   const { $schema: _schema, nodes, ...rest } = parsed;
   let fleetNodes = nodes.map((node) => ({
     name: node.name,
@@ -25,7 +30,7 @@ export function normalize(parsed: FleetParsed, source: string, overrides: FleetO
   if (overrides.batchSize !== undefined) {
     rollout.batchSize = /^\d+$/.test(overrides.batchSize) ? Number(overrides.batchSize) : overrides.batchSize;
   }
-  return { ...rest, rollout, nodes: fleetNodes, source };
+  return { ...rest, rollout, nodes: fleetNodes, source, sourceDigest };
 }
 
 /** Rules that span fields; each problem names its path. */
@@ -92,10 +97,10 @@ export function checkRules(fleet: Fleet, overrides: FleetOverrides): RuleProblem
 }
 
 /** Every template with the path of the field it came from. */
-function templates(fleet: Fleet): { path: (string | number)[]; text: string }[] {
-  const out: { path: (string | number)[]; text: string }[] = [];
-  const add = (path: (string | number)[], text: string | undefined) =>
-    text !== undefined && out.push({ path, text });
+function templates(fleet: Fleet): { path: (string | number)[]; text: string; shell: boolean }[] {
+  const out: { path: (string | number)[]; text: string; shell: boolean }[] = [];
+  const add = (path: (string | number)[], text: string | undefined, shell = true) =>
+    text !== undefined && out.push({ path, text, shell });
   if (fleet.service.type === 'command') {
     for (const key of ['status', 'kill', 'restart'] as const) add(['service', key], fleet.service[key]);
   }
@@ -103,18 +108,21 @@ function templates(fleet: Fleet): { path: (string | number)[]; text: string }[] 
     for (const key of ['deregister', 'register', 'state'] as const)
       add(['loadBalancer', key], fleet.loadBalancer[key]);
   }
+  if (fleet.loadBalancer.type === 'nginx') {
+    for (const key of ['test', 'reload'] as const) add(['loadBalancer', key], fleet.loadBalancer[key]);
+  }
   for (const [section, probes] of [
     ['drain', fleet.drain.probes],
     ['health', fleet.health.probes],
   ] as const) {
     probes.forEach((probe, i) => {
-      if (probe.type === 'http') add([section, 'probes', i, 'url'], probe.url);
+      if (probe.type === 'http') add([section, 'probes', i, 'url'], probe.url, false);
       if (probe.type === 'command') add([section, 'probes', i, 'command'], probe.command);
-      if (probe.type === 'tcp') add([section, 'probes', i, 'host'], probe.host);
+      if (probe.type === 'tcp') add([section, 'probes', i, 'host'], probe.host, false);
     });
   }
   for (const [name, hooks] of Object.entries(fleet.hooks))
-    hooks.forEach((hook, i) => add(['hooks', name, i], hook.command));
+    hooks.forEach((hook, i) => add(['hooks', name, i, 'command'], hook.command));
   return out;
 }
 
@@ -124,7 +132,13 @@ function templates(fleet: Fleet): { path: (string | number)[]; text: string }[] 
  */
 function checkTemplates(fleet: Fleet): RuleProblem[] {
   const problems: RuleProblem[] = [];
-  for (const { path, text } of templates(fleet)) {
+  for (const { path, text, shell } of templates(fleet)) {
+    for (const { placeholder, quote } of shell ? quotedPlaceholders(text) : []) {
+      problems.push({
+        path,
+        message: `${placeholder} is inside ${quote === '"' ? 'double' : 'single'} quotes; graceroll quotes every value itself, and quotes around it would let a value such as $(…) run: write ${placeholder} without quotes`,
+      });
+    }
     const lacking = new Map<string, string[]>();
     for (const node of fleet.nodes) {
       for (const key of missingValues(text, nodeValues(node, { signal: 'TERM', pid: 1 }))) {

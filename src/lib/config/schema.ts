@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HEARTBEAT_MS, MIN_STALE_AFTER_MS, STALE_FLOOR_HEARTBEATS } from '../lock/timing.js';
 import { duration } from './duration.js';
 import {
   absolutePath,
@@ -452,8 +453,15 @@ export const fleetSchema = z
       .object({
         host: hostname.optional(),
         path: absolutePath.optional(),
-        /** A lock whose heartbeat is older than this is stale and may be taken over. */
-        staleAfter: duration.default('2m'),
+        /**
+         * A lock whose heartbeat is older than this is stale and may be taken over (never one whose owner
+         * is a live process on this machine). At least 4 heartbeats (20s): the holder beats every 5s.
+         */
+        staleAfter: duration
+          .refine((ms) => ms >= MIN_STALE_AFTER_MS, {
+            message: `must be at least ${MIN_STALE_AFTER_MS / 1000}s (${STALE_FLOOR_HEARTBEATS} heartbeats of ${HEARTBEAT_MS / 1000}s): a shorter one lets a second rollout take over a live one`,
+          })
+          .default('2m'),
       })
       .strict()
       .default({}),

@@ -17,6 +17,8 @@ export type Fleet = Omit<FleetParsed, 'nodes' | '$schema'> & {
   nodes: FleetNode[];
   /** Where the config came from, for messages and the lock/journal identity. */
   source: string;
+  /** SHA-256 of the config's text: a journal is resumed only with the config it was written for. */
+  sourceDigest: string;
 };
 
 export type ServiceConfig = Fleet['service'];

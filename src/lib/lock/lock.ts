@@ -6,6 +6,7 @@ import { ExitCode, GracerollError } from '../exit-codes.js';
 import { fail, type Result } from '../outcome.js';
 import { shellQuote } from '../transport/quote.js';
 import type { Transport } from '../transport/types.js';
+import { HEARTBEAT_MS } from './timing.js';
 
 export interface LockOwner {
   token: string;
@@ -22,8 +23,7 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-/** How often the holder refreshes its heartbeat. */
-export const HEARTBEAT_MS = 15_000;
+export { HEARTBEAT_MS } from './timing.js';
 const COMMAND_TIMEOUT_MS = 15_000;
 
 export const defaultLockPath = (fleet: Fleet): string =>
@@ -41,11 +41,24 @@ export function acquireScript(path: string, owner: LockOwner): string {
   ].join(' ');
 }
 
-/** Moves a stale lock aside (rename is atomic: of two takers only one succeeds) and removes it. */
-const takeOverScript = (path: string) => {
+/**
+ * Takes over a stale lock atomically and checked: the lock directory is renamed aside (of two takers only
+ * one rename succeeds), then the owner file of what was moved is compared with the stale owner that was
+ * judged. If another rollout took the lock in between, what was moved is its fresh lock: it is put back
+ * (`mv -T` fails rather than merging when the path exists again) and the takeover is refused.
+ */
+export const takeOverScript = (path: string, staleToken: string | undefined) => {
   const p = shellQuote(path);
   const aside = shellQuote(`${path}.stale.${randomUUID()}`);
-  return `mv ${p} ${aside} && rm -rf ${aside}`;
+  const same =
+    staleToken === undefined
+      ? `! grep -q '"token"' ${aside}/owner 2>/dev/null`
+      : `grep -qF ${shellQuote(`"token":"${staleToken}"`)} ${aside}/owner 2>/dev/null`;
+  return [
+    `if ! mv -T ${p} ${aside} 2>/dev/null; then echo GONE;`,
+    `elif ${same}; then rm -rf ${aside}; echo TAKEN;`,
+    `else mv -T ${aside} ${p} 2>/dev/null || rm -rf ${aside}; echo RACED; fi`,
+  ].join(' ');
 };
 const ifOwner = (path: string, token: string, action: string) =>
   `grep -qF ${shellQuote(token)} ${shellQuote(`${path}/owner`)} && ${action}`;
@@ -83,15 +96,23 @@ async function attempt(
   return { ok: true, value: parseHeld(result.stdout) };
 }
 
+export interface LockCallbacks {
+  warn(message: string): void;
+  /** The lock was lost while held (a heartbeat did not land, or another owner holds it now). */
+  onLost(why: string): void;
+}
+
 /**
  * Takes the fleet's rollout lock on `transport` (the load balancer host, where every rollout of the
- * fleet must go). A lock whose heartbeat is older than `staleAfter` is taken over, with a warning.
+ * fleet must go). A lock whose heartbeat is older than `staleAfter` is taken over, with a warning, unless
+ * its owner is a process on this machine that is still alive. While held, every heartbeat checks that the
+ * lock is still this run's and that the touch landed; when not, `onLost` halts the rollout.
  */
 export async function acquireLock(
   fleet: Fleet,
   transport: Transport,
   signal: AbortSignal,
-  warn: (message: string) => void,
+  callbacks: LockCallbacks,
 ): Promise<HeldLock> {
   const path = defaultLockPath(fleet);
   const where = `${transport.node}:${path}`;
@@ -115,28 +136,60 @@ export async function acquireLock(
     const who = held.owner
       ? `${held.owner.user}@${held.owner.host} (pid ${held.owner.pid}, since ${held.owner.startedAt}, config ${held.owner.config})`
       : 'an unknown owner';
-    const stale = held.heartbeatAgeSeconds * 1000 > fleet.lock.staleAfter || deadOnThisHost(held.owner);
-    if (!stale || tries > 0) {
-      throw new GracerollError(
+    const alive = aliveOnThisHost(held.owner);
+    const dead = alive === false;
+    const stale = alive !== true && (held.heartbeatAgeSeconds * 1000 > fleet.lock.staleAfter || dead);
+    const refuse = (why: string) =>
+      new GracerollError(
         [
-          `fleet ${fleet.name} is locked by ${who}: another rollout is running (lock ${where}, heartbeat ${held.heartbeatAgeSeconds}s ago)`,
+          `fleet ${fleet.name} is locked by ${who}: ${why} (lock ${where}, heartbeat ${held.heartbeatAgeSeconds}s ago)`,
         ],
         ExitCode.lockHeld,
         [
-          `if that rollout is dead, its lock goes stale ${formatDuration(fleet.lock.staleAfter)} after its last heartbeat; or remove ${path} on ${transport.node} by hand`,
+          alive
+            ? `that process is running on this machine: wait for it, or stop it (kill -INT ${held.owner?.pid})`
+            : `if that rollout is dead, its lock goes stale ${formatDuration(fleet.lock.staleAfter)} after its last heartbeat; or remove ${path} on ${transport.node} by hand`,
         ],
       );
-    }
-    warn(
-      `taking over a stale rollout lock ${where} held by ${who}: ${deadOnThisHost(held.owner) ? 'that process is gone' : `no heartbeat for ${held.heartbeatAgeSeconds}s`}`,
+    if (!stale || tries > 2) throw refuse('another rollout is running');
+    callbacks.warn(
+      `taking over a stale rollout lock ${where} held by ${who}: ${dead ? 'that process is gone' : `no heartbeat for ${held.heartbeatAgeSeconds}s`}`,
     );
-    await transport.exec({ shell: takeOverScript(path) }, { signal, timeoutMs: COMMAND_TIMEOUT_MS });
+    const taken = await transport.exec(
+      { shell: takeOverScript(path, held.owner?.token) },
+      { signal, timeoutMs: COMMAND_TIMEOUT_MS },
+    );
+    if (taken.failure || taken.code !== 0)
+      throw new GracerollError(
+        [
+          `cannot take over the rollout lock ${where}: ${taken.reason ?? (taken.stderr.trim() || `exit ${taken.code}`)}`,
+        ],
+        ExitCode.preflightRefused,
+      );
+    if (taken.stdout.includes('RACED')) throw refuse('another rollout took it over first');
+    // TAKEN or GONE: try to create it afresh (mkdir decides between concurrent takers).
   }
+  let lost = false;
   const heartbeat = setInterval(() => {
-    void transport.exec(
-      { shell: ifOwner(path, owner.token, `touch ${shellQuote(`${path}/heartbeat`)}`) },
-      { signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS), timeoutMs: COMMAND_TIMEOUT_MS },
-    );
+    void (async () => {
+      const result = await transport.exec(
+        {
+          shell: `${ifOwner(path, owner.token, `touch ${shellQuote(`${path}/heartbeat`)} && echo BEAT`)} || echo LOST`,
+        },
+        { signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS), timeoutMs: COMMAND_TIMEOUT_MS },
+      );
+      if (lost) return;
+      if (result.stdout.includes('BEAT')) return;
+      // A transport hiccup is not yet a lost lock: it is stale only after staleAfter without a beat.
+      if (!result.stdout.includes('LOST')) {
+        callbacks.warn(
+          `the lock heartbeat on ${where} did not land: ${result.reason ?? (result.stderr.trim() || `exit ${result.code}`)}`,
+        );
+        return;
+      }
+      lost = true;
+      callbacks.onLost(`the rollout lock ${where} is no longer this run's (removed or taken over)`);
+    })();
   }, HEARTBEAT_MS);
   heartbeat.unref();
   return {
@@ -152,14 +205,18 @@ export async function acquireLock(
   };
 }
 
-/** A holder on this very machine whose process is gone (killed, crashed) cannot be running a rollout. */
-function deadOnThisHost(owner: LockOwner | undefined): boolean {
-  if (!owner || owner.host !== hostname()) return false;
+/**
+ * Whether the lock's owner is a live process on this machine: true (never taken over, whatever its
+ * heartbeat says), false (it is gone: the lock is stale at once), or undefined (another host: only the
+ * heartbeat can tell). A PID reused by an unrelated process counts as alive: it errs on the safe side.
+ */
+export function aliveOnThisHost(owner: LockOwner | undefined): boolean | undefined {
+  if (!owner || owner.host !== hostname()) return undefined;
   try {
     process.kill(owner.pid, 0);
-    return false;
+    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+    return (error as NodeJS.ErrnoException).code === 'ESRCH' ? false : true;
   }
 }
 

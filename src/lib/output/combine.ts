@@ -8,8 +8,18 @@ export function combineRenderers(...renderers: (Renderer | undefined)[]): Render
   const present = renderers.filter((r): r is Renderer => r !== undefined);
   if (present.length === 1) return present[0];
   return {
+    // Every renderer sees every event even when one of them throws (the journal on a full disk); the
+    // first error is passed on afterwards.
     handle(event) {
-      for (const renderer of present) renderer.handle(event);
+      let failure: Error | undefined;
+      for (const renderer of present) {
+        try {
+          renderer.handle(event);
+        } catch (error) {
+          failure ??= error instanceof Error ? error : new Error(String(error));
+        }
+      }
+      if (failure !== undefined) throw failure;
     },
     async finish() {
       await Promise.all(present.map((renderer) => renderer.finish()));

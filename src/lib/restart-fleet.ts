@@ -49,6 +49,16 @@ export function exitCodeFor(report: RolloutReport, signalExit: ExitCode | undefi
   }
 }
 
+/** The exit code of a finished run: from its status, and never 0 when its journal could not be kept. */
+export function finalExitCode(
+  report: RolloutReport,
+  signalExit: ExitCode | undefined,
+  journalFailure: string | undefined,
+): ExitCode {
+  const code = exitCodeFor(report, signalExit);
+  return journalFailure && code === ExitCode.ok ? ExitCode.rolloutFailed : code;
+}
+
 async function ask(
   question: string,
   stdin: NodeJS.ReadStream,
@@ -216,9 +226,7 @@ export async function restartFleet(options: RestartFleetOptions): Promise<ExitCo
     const journalFailure = journal.failure();
     if (journalFailure) stderr.write(`error: ${journalFailure}\n`);
     if (mode !== 'json' && (report.status !== 'ok' || journalFailure)) stderr.write(`journal: ${path}\n`);
-    const code = exitCodeFor(report, signals.exitCode());
-    // A run whose record could not be kept never reports success.
-    return journalFailure && code === ExitCode.ok ? ExitCode.rolloutFailed : code;
+    return finalExitCode(report, signals.exitCode(), journalFailure);
   } finally {
     signals.dispose();
     await lock?.release();

@@ -39,6 +39,11 @@ export class NodeRun {
   alreadyStopped = false;
   /** Set when the drain deadline passed with the escalate policy: what was still in flight. */
   drainFailure?: string;
+  /**
+   * What the current step's calls and waits get: the rollout's abort (a second Ctrl-C, the rollout
+   * deadline) or the step's own budget, whichever comes first (run-node.ts sets it per step).
+   */
+  signal: AbortSignal;
 
   constructor(
     readonly node: FleetNode,
@@ -50,6 +55,7 @@ export class NodeRun {
   ) {
     this.transport = parts.transportFor(node);
     this.emit = parts.emit;
+    this.signal = abort;
   }
 
   serviceCtx(signal: AbortSignal, timeoutMs: number): ServiceContext {
@@ -84,7 +90,7 @@ export class NodeRun {
     const outcome = await waitUntil(check, {
       intervalMs: options.intervalMs,
       deadlineMs: options.deadlineMs,
-      signal: this.abort,
+      signal: this.signal,
       consecutive,
       onCheck: progress
         ? (o, streak) =>

@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { formatDuration, timerMs } from '../config/duration.js';
 import type { FleetNode } from '../config/types.js';
 import { runProbes } from '../probes/run-probe.js';
 import type { EngineParts } from './types.js';
@@ -43,13 +44,54 @@ async function checkNode(node: FleetNode, parts: EngineParts, signal: AbortSigna
   return check;
 }
 
+/**
+ * checkNode within a budget (connect timeout aside, two command timeouts), and never throwing: an
+ * adapter that hangs or throws makes the node's check a blocking problem, not a crash.
+ */
+async function checkBounded(node: FleetNode, parts: EngineParts, signal: AbortSignal): Promise<NodeCheck> {
+  const { transport, deadlines } = parts.fleet;
+  // An SSH login may go through a jump host first: two connect timeouts.
+  const connectMs = transport.type === 'ssh' ? 2 * transport.connectTimeout : 0;
+  const budgetMs = 2 * deadlines.command + connectMs;
+  const budget = AbortSignal.timeout(timerMs(budgetMs));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      checkNode(node, parts, AbortSignal.any([signal, budget])),
+      new Promise<NodeCheck>((resolve) => {
+        timer = setTimeout(
+          () =>
+            resolve({
+              node: node.name,
+              blocking: [
+                `${node.name}: the preflight check did not finish within ${formatDuration(budgetMs)}`,
+              ],
+              degraded: [],
+            }),
+          timerMs(budgetMs + 1000),
+        );
+      }),
+    ]);
+  } catch (error) {
+    return {
+      node: node.name,
+      blocking: [
+        `${node.name}: unexpected error in preflight: ${error instanceof Error ? error.message : String(error)}`,
+      ],
+      degraded: [],
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Checks every node; touches nothing. */
 export async function preflight(parts: EngineParts, signal: AbortSignal): Promise<NodeCheck[]> {
   const limit = pLimit(PREFLIGHT_CONCURRENCY);
   return Promise.all(
     parts.fleet.nodes.map((node) =>
       limit(async () => {
-        const check = await checkNode(node, parts, signal);
+        const check = await checkBounded(node, parts, signal);
         const problems = [...check.blocking, ...check.degraded];
         parts.emit({
           kind: 'preflight',

@@ -1,4 +1,4 @@
-import { timerMs } from '../config/duration.js';
+import { formatDuration, timerMs } from '../config/duration.js';
 import { inRotation } from '../lb/types.js';
 import type { NodePlan, PlannedStep, StepName } from '../plan/types.js';
 import { runProbes } from '../probes/run-probe.js';
@@ -8,9 +8,6 @@ import { STEP_EXECUTORS, type StepExecutor } from './steps.js';
 import type { EngineParts } from './types.js';
 import { waitUntil } from './wait.js';
 
-/** How long putting a node back may take after its pipeline failed or was cut short. */
-const RESTORE_DEADLINE_MS = 15_000;
-
 /** The error as one line: our own failures as they are, anything else named as unexpected. */
 function failureReason(error: unknown, step: StepName | undefined): string {
   if (error instanceof StepFailed) return error.message;
@@ -18,23 +15,55 @@ function failureReason(error: unknown, step: StepName | undefined): string {
   return `unexpected error${step ? ` in ${step}` : ''}: ${text.split('\n')[0]}`;
 }
 
+/**
+ * The longest a step may take: its own deadline plus two command timeouts (the call that starts a wait
+ * and the last check inside it). A step past it fails even if an adapter ignores its AbortSignal.
+ */
+export function stepBudgetMs(step: PlannedStep): number {
+  return (step.deadlineMs ?? 0) + 2 * step.commandTimeoutMs;
+}
+
+/** How long a step's work may go on after its signal fired before it is abandoned. */
+const IGNORED_SIGNAL_GRACE_MS = 1000;
+
+/** Rejects when `signal` aborts: raced against work that might not listen to it. */
+const whenAborted = (signal: AbortSignal): Promise<never> =>
+  new Promise((_, reject) => {
+    const fire = () => reject(new StepFailed('aborted'));
+    if (signal.aborted) fire();
+    else signal.addEventListener('abort', fire, { once: true });
+  });
+
 async function runStep(step: PlannedStep, run: NodeRun): Promise<void> {
   const executor = STEP_EXECUTORS[step.step] as StepExecutor<typeof step.step>;
   const node = run.node.name;
   const skipped = executor.skip?.(step, run);
   if (skipped !== undefined) return;
   if (run.abort.aborted) throw new StepFailed(`cut short before ${step.step}`);
+  const budgetMs = stepBudgetMs(step);
+  const budget = AbortSignal.timeout(timerMs(budgetMs));
+  run.signal = AbortSignal.any([run.abort, budget]);
   run.emit({ kind: 'step-start', node, step: step.step, detail: step.summary });
   const started = performance.now();
   let ok = false;
   let detail = '';
   try {
-    detail = await executor.run(step, run);
+    // The executor's own calls and waits stop at run.signal; the race is for one that does not listen.
+    detail = await Promise.race([
+      executor.run(step, run),
+      whenAborted(AbortSignal.timeout(timerMs(budgetMs + IGNORED_SIGNAL_GRACE_MS))),
+    ]);
     ok = true;
   } catch (error) {
-    detail = failureReason(error, step.step);
+    detail =
+      budget.aborted && !run.abort.aborted
+        ? `${step.step} did not finish within ${formatDuration(budgetMs)} (its deadline plus two command timeouts)${error instanceof StepFailed && error.message !== 'aborted' ? `: ${error.message}` : ''}`
+        : error instanceof StepFailed && error.message === 'aborted'
+          ? `${step.step} cut short`
+          : failureReason(error, step.step);
     throw new StepFailed(detail);
   } finally {
+    run.signal = run.abort;
     const durationMs = performance.now() - started;
     run.report.phases[step.step] = (run.report.phases[step.step] ?? 0) + durationMs;
     run.emit({ kind: 'step-end', node, step: step.step, ok, durationMs, detail });
@@ -73,10 +102,14 @@ export async function runNode(
     report.reason = failureReason(error, current);
     if (run?.deregistered) {
       try {
-        await restoreIfHealthy(plan, parts, report, run.oldIdentity, report.phases.signal !== undefined);
+        const limit = timerMs(plan.restore.deadlineMs * 2 + IGNORED_SIGNAL_GRACE_MS);
+        await Promise.race([
+          restoreIfHealthy(plan, parts, report, run.oldIdentity, report.phases.signal !== undefined),
+          whenAborted(AbortSignal.timeout(limit)),
+        ]);
       } catch (restoreError) {
         report.inRotation = false;
-        report.action = `${plan.node.name}: its rotation state is UNKNOWN (putting it back failed: ${failureReason(restoreError, undefined)}); check it and the load balancer`;
+        report.action = `${plan.node.name}: its rotation state is UNKNOWN (putting it back ${restoreError instanceof StepFailed && restoreError.message === 'aborted' ? 'did not finish in time' : `failed: ${failureReason(restoreError, undefined)}`}); check it and the load balancer`;
       }
     }
   }
@@ -110,7 +143,7 @@ async function restoreIfHealthy(
   signalled: boolean,
 ): Promise<void> {
   const { node, restore } = plan;
-  const signal = AbortSignal.timeout(RESTORE_DEADLINE_MS);
+  const signal = AbortSignal.timeout(timerMs(restore.deadlineMs));
   const restoreStop = new AbortController();
   const out = (why: string) => {
     report.inRotation = false;
@@ -132,7 +165,7 @@ async function restoreIfHealthy(
     transport,
     node,
     signal,
-    timeoutMs: RESTORE_DEADLINE_MS,
+    timeoutMs: restore.deadlineMs,
   });
   if (!state.ok || !state.value.running)
     return out(`service not running${state.ok ? '' : `: ${state.reason}`}`);
@@ -150,7 +183,7 @@ async function restoreIfHealthy(
         service: parts.service,
         lb: parts.lb,
         signal: s,
-        commandTimeoutMs: RESTORE_DEADLINE_MS,
+        commandTimeoutMs: restore.deadlineMs,
       });
       if (!outcome.ok && failFast) {
         failedCheck = outcome.reason;
@@ -160,7 +193,7 @@ async function restoreIfHealthy(
     },
     {
       intervalMs: timerMs(restore.intervalMs),
-      deadlineMs: RESTORE_DEADLINE_MS,
+      deadlineMs: restore.deadlineMs,
       signal: AbortSignal.any([signal, restoreStop.signal]),
       consecutive: restore.consecutive,
     },
@@ -174,7 +207,7 @@ async function restoreIfHealthy(
       const now = await parts.lb.state(node, s);
       return !now.ok ? now : now.value.state === 'up' ? { ok: true } : { ok: false, reason: now.value.state };
     },
-    { intervalMs: timerMs(restore.intervalMs), deadlineMs: RESTORE_DEADLINE_MS, signal },
+    { intervalMs: timerMs(restore.intervalMs), deadlineMs: restore.deadlineMs, signal },
   );
   if (!up.ok) return out(`re-registered, but the load balancer reports ${up.lastReason}`);
   report.inRotation = true;

@@ -25,7 +25,7 @@ const hookExecutor = (name: HookName) => ({
     for (const hook of step.hooks) {
       const started = performance.now();
       const on = hook.on === 'controller' ? (run.parts.controller ?? run.transport) : run.transport;
-      const result = await runCommand(on, { shell: hook.command }, run.abort, hook.deadlineMs);
+      const result = await runCommand(on, { shell: hook.command }, run.signal, hook.deadlineMs);
       run.emit({
         kind: 'hook',
         node: run.node.name,
@@ -50,7 +50,7 @@ export const STEP_EXECUTORS: StepExecutors = {
   deregister: {
     async run(step, run) {
       run.deregistered = true;
-      must(await run.parts.lb.deregister(run.node, run.abort), 'deregister');
+      must(await run.parts.lb.deregister(run.node, run.signal), 'deregister');
       await run.wait((s) => run.lbState((state) => !inRotation(state), s), {
         deadlineMs: step.deadlineMs,
         intervalMs: step.intervalMs,
@@ -83,7 +83,7 @@ export const STEP_EXECUTORS: StepExecutors = {
 
   signal: {
     async run(step, run) {
-      const ctx = run.serviceCtx(run.abort, step.commandTimeoutMs);
+      const ctx = run.serviceCtx(run.signal, step.commandTimeoutMs);
       const state = await run.parts.service.status(ctx);
       must(state, 'reading service state');
       if (state.ok && !state.value.running && run.reexamine) {
@@ -111,7 +111,7 @@ export const STEP_EXECUTORS: StepExecutors = {
         {
           intervalMs: step.intervalMs,
           deadlineMs: step.deadlineMs,
-          signal: run.abort,
+          signal: run.signal,
           onCheck: (o) =>
             run.emit({
               kind: 'step-progress',
@@ -141,7 +141,7 @@ export const STEP_EXECUTORS: StepExecutors = {
         run.report.escalations.push(`SIG${stage.signal}: ${stillInFlight}`);
         must(
           await run.parts.service.sendSignal(
-            run.serviceCtx(run.abort, step.commandTimeoutMs),
+            run.serviceCtx(run.signal, step.commandTimeoutMs),
             stage.signal,
             run.oldIdentity,
           ),
@@ -150,7 +150,7 @@ export const STEP_EXECUTORS: StepExecutors = {
         const exited = await waitUntil(
           (s) =>
             runProbe({ type: 'process-exited' }, run.probeCtx(s, step.commandTimeoutMs, run.oldIdentity)),
-          { intervalMs: step.intervalMs, deadlineMs: stage.deadlineMs, signal: run.abort },
+          { intervalMs: step.intervalMs, deadlineMs: stage.deadlineMs, signal: run.signal },
         );
         if (exited.ok) return `exited after SIG${stage.signal}`;
         if (exited.why === 'aborted') throw new StepFailed(`escalation cut short (${exited.lastReason})`);
@@ -164,7 +164,7 @@ export const STEP_EXECUTORS: StepExecutors = {
 
   restart: {
     async run(step, run) {
-      must(await run.parts.service.restart(run.serviceCtx(run.abort, step.deadlineMs)), 'restart');
+      must(await run.parts.service.restart(run.serviceCtx(run.signal, step.deadlineMs)), 'restart');
       return 'restarted';
     },
   },
@@ -195,7 +195,7 @@ export const STEP_EXECUTORS: StepExecutors = {
 
   register: {
     async run(step, run) {
-      must(await run.parts.lb.register(run.node, run.abort), 'register');
+      must(await run.parts.lb.register(run.node, run.signal), 'register');
       await run.wait((s) => run.lbState((state) => state === 'up', s), {
         deadlineMs: step.deadlineMs,
         intervalMs: step.intervalMs,
@@ -214,14 +214,14 @@ export const STEP_EXECUTORS: StepExecutors = {
       let checks = 0;
       for (;;) {
         must(
-          await runProbes(step.probes, run.probeCtx(run.abort, step.commandTimeoutMs)),
+          await runProbes(step.probes, run.probeCtx(run.signal, step.commandTimeoutMs)),
           'unhealthy while settling',
         );
         checks += 1;
         const left = until - performance.now();
         if (left <= 0) break;
         try {
-          await sleep(timerMs(Math.min(step.intervalMs, left)), undefined, { signal: run.abort });
+          await sleep(timerMs(Math.min(step.intervalMs, left)), undefined, { signal: run.signal });
         } catch {
           throw new StepFailed(`settle cut short after ${checks} healthy check${checks > 1 ? 's' : ''}`);
         }

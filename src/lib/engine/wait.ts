@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { timerMs } from '../config/duration.js';
 import type { Outcome } from '../outcome.js';
 
 export type WaitOutcome =
@@ -24,7 +25,7 @@ export async function waitUntil(
   options: WaitOptions,
 ): Promise<WaitOutcome> {
   const started = performance.now();
-  const deadline = AbortSignal.timeout(options.deadlineMs);
+  const deadline = AbortSignal.timeout(timerMs(options.deadlineMs));
   const signal = AbortSignal.any([options.signal, deadline]);
   const needed = options.consecutive ?? 1;
   let streak = 0;
@@ -43,11 +44,11 @@ export async function waitUntil(
     const outcome = await check(signal);
     if (signal.aborted && !outcome.ok) return stopped();
     streak = outcome.ok ? streak + 1 : 0;
-    if (!outcome.ok) lastReason = outcome.reason;
+    lastReason = outcome.ok ? `passed ${streak} of ${needed} checks in a row` : outcome.reason;
     options.onCheck?.(outcome, streak);
     if (streak >= needed) return { ok: true, attempts, elapsedMs: performance.now() - started };
     try {
-      await sleep(options.intervalMs, undefined, { signal });
+      await sleep(timerMs(options.intervalMs), undefined, { signal });
     } catch {
       return stopped();
     }

@@ -10,6 +10,9 @@ import { computeBatches, resolveCount } from './batches.js';
 import type { HookName, NodePlan, PlannedAction, PlannedStep, RolloutPlan } from './types.js';
 import { lbWhere, lockHost, nodeWhere, sshWhere, THIS_MACHINE } from './where.js';
 
+/** Putting a node back after an interruption should not keep the operator waiting long. */
+const MAX_RESTORE_MS = 15_000;
+
 export interface PlanParts {
   service: Pick<ServiceManager, 'commands'>;
   lb: Pick<LoadBalancer, 'type' | 'describe'>;
@@ -152,7 +155,12 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
     node,
     on: onNode,
     steps,
-    restore: { probes: health.probes, consecutive: health.consecutive, intervalMs: health.interval },
+    restore: {
+      probes: health.probes,
+      consecutive: health.consecutive,
+      intervalMs: health.interval,
+      deadlineMs: Math.min(deadlines.verify, MAX_RESTORE_MS),
+    },
   };
 }
 

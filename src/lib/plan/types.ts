@@ -89,8 +89,11 @@ export interface NodePlan {
   /** Where the node's own commands run. */
   on: string;
   steps: PlannedStep[];
-  /** How a node left in flight is put back: health probes needed in a row, and their interval. */
-  restore: { probes: HealthProbe[]; consecutive: number; intervalMs: number };
+  /**
+   * How a node whose pipeline failed or was cut short is put back: health probes needed in a row, their
+   * interval, and how long it may take (the verify deadline, at most 15s).
+   */
+  restore: { probes: HealthProbe[]; consecutive: number; intervalMs: number; deadlineMs: number };
 }
 
 export interface BatchPlan {

@@ -4,13 +4,19 @@
 //   b. negative control in the same harness: the same roll without draining (no LB, SIGKILL) drops
 //      requests, so the harness is known to see drops.
 //   e. a queue service drained by its socket file: every acknowledged item is processed.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { repoRoot } from '../helpers/cli.js';
 import { startLoad } from '../fixtures/load/load.js';
 import { labAvailable, startLab, type Lab } from '../lab/lab.js';
 import { sleep, waitFor } from '../lab/proc.js';
 import {
   describeRoll,
   labFleetConfig,
+  LB_NODE_ADMIN_SOCKET,
   mainPids,
   removeLabFleets,
   queueDrainProbes,
@@ -116,6 +122,56 @@ describe.skipIf(!available.ok)(`graceroll rolls a real fleet${skipped}`, () => {
         socket: expect.stringMatching(/^\//),
       });
       await rollUnderLoad('3 nodes, admin socket over SSH', fleet, nodes);
+    },
+    TEST_MS,
+  );
+
+  it(
+    "a. the README's systemd + HAProxy example as written (settle, canary, hook), with only hosts, keys and the hook's command replaced: 0 failed",
+    async () => {
+      const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+      const block = /```yaml\n([\s\S]*?)```/.exec(readme)![1];
+      const config = parse(block) as Record<string, any>;
+      expect(config.rollout.settle).toBe('5s');
+      const nodes = ['node1', 'node2', 'node3'];
+      const dir = mkdtempSync(join(tmpdir(), 'graceroll-readme-'));
+      const hookLog = `/tmp/graceroll-readme-hook-${Math.random().toString(36).slice(2, 8)}`;
+      Object.assign(config.transport, {
+        user: lab.ssh.user,
+        identityFile: lab.ssh.privateKeyPath,
+        knownHosts: lab.ssh.knownHostsPath,
+        agent: false,
+      });
+      // The lab's nodes log in as root and have no sudo.
+      config.service.sudo = false;
+      Object.assign(config.loadBalancer, {
+        host: lab.lb.ip,
+        socket: LB_NODE_ADMIN_SOCKET,
+        backend: lab.lb.backend,
+      });
+      config.hooks.beforeSignal[0].command = `echo {node} >> ${hookLog}`;
+      config.lock.path = `/tmp/graceroll-readme-${Math.random().toString(36).slice(2, 8)}.lock`;
+      config.nodes = nodes.map((name) => {
+        const node = lab.nodes.find((n) => n.name === name)!;
+        return { name, host: node.ip, lbServer: lab.lb.serverName(node) };
+      });
+      const path = join(dir, 'fleet.yaml');
+      writeFileSync(path, stringify(config));
+      try {
+        const { roll } = await rollUnderLoad(
+          'README example (3 nodes, settle 5s)',
+          { path, dir, name: config.name, config, yaml: '' },
+          nodes,
+        );
+        const settled = stepEnds(roll.events, 'settle');
+        expect(settled.map((e) => [e.node, e.ok])).toEqual(nodes.map((n) => [n, true]));
+        for (const e of settled) expect(e.durationMs).toBeGreaterThanOrEqual(5000);
+        const hooks = roll.events.filter((e) => e.kind === 'hook');
+        expect(hooks.map((e) => [e.node, e.hook, e.ok])).toEqual(nodes.map((n) => [n, 'beforeSignal', true]));
+        expect(roll.events.some((e) => e.kind === 'pause')).toBe(true); // the canary pause (passed by --yes)
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
     TEST_MS,
   );

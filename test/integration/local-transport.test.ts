@@ -105,3 +105,15 @@ function pgrep(pattern: string): string[] {
   const result = spawnSync('pgrep', ['-x', '-f', pattern], { encoding: 'utf8' });
   return result.stdout.split('\n').filter(Boolean);
 }
+
+describe('local transport limits', () => {
+  it('a command line too long for the kernel (E2BIG) is a failed command, not a crash', async () => {
+    const transport = createLocalTransport('local');
+    const result = await transport.exec(
+      { shell: `echo ${'x'.repeat(3 * 1024 * 1024)}` },
+      { signal: new AbortController().signal, timeoutMs: 5000 },
+    );
+    expect(result.failure).toBe('transport');
+    expect(result.reason).toMatch(/E2BIG/);
+  });
+});

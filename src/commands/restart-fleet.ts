@@ -9,7 +9,7 @@ export default class RestartFleet extends Command {
 
 Output is a live view on a terminal, plain timestamped lines when stdout is not a terminal or CI is set, and one JSON event per line with --json. A first Ctrl-C finishes the nodes in flight and starts no new ones; a second cuts their waits short. No node is left out of rotation without being named.
 
-Exit codes: 0 ok, 1 rollout failed, 2 usage or config error, 3 preflight refused, 4 lock held, 5 deadline passed, 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.`;
+Exit codes: 0 ok, 1 rollout failed, 2 usage or config error, 3 preflight refused, 4 lock held, 5 deadline passed, 6 every node back but a drain was forced (escalation, or the process exited before it drained), 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.`;
 
   static override examples = [
     {

@@ -8,6 +8,8 @@ export const ExitCode = {
   preflightRefused: 3,
   lockHeld: 4,
   deadline: 5,
+  /** Every node is back, but a drain was forced (escalation, or the process exited before it drained). */
+  forced: 6,
   interruptedHup: 129,
   interrupted: 130,
   terminated: 143,

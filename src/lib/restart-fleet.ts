@@ -38,6 +38,8 @@ export function exitCodeFor(report: RolloutReport, signalExit: ExitCode | undefi
   switch (report.status) {
     case 'ok':
       return ExitCode.ok;
+    case 'forced':
+      return ExitCode.forced;
     case 'failed':
       return ExitCode.rolloutFailed;
     case 'preflight-refused':

@@ -66,7 +66,9 @@ describe('graceroll restart-fleet on GitHub Actions (through the CLI)', () => {
     expect(summary).toMatch(
       /^\| node \| outcome \| in LB \| deregister \| lb-drain \| signal \| drain \| escalate \| restart \| verify \| register \| total \|$/m,
     );
-    expect(summary).toMatch(/^\| a \| done \| yes \| /m);
+    expect(summary).toMatch(/^\| a \| \*\*forced\*\* \| yes \| /m);
+    expect(summary).toMatch(/^- \*\*a: drain forced \(escalated\): SIGKILL while /m);
+    expect(readFileSync(env.GITHUB_OUTPUT, 'utf8')).toMatch(/^forced-nodes=a$/m);
     expect(summary).toMatch(/^\| b \| \*\*failed\*\* \| \*\*NO\*\* \| /m);
     expect(summary).toMatch(/^\| c \| \*\*skipped\*\* \| yes \| /m);
     expect(summary).toContain('**Out of rotation:** b');

@@ -46,7 +46,7 @@ describe('--json output matches schema/events.schema.json (through the CLI)', ()
     ])
       expect(kinds).toContain(kind);
     expect(events.at(-1)!.report.nodes.map((n: { outcome: string }) => n.outcome)).toEqual([
-      'done',
+      'forced',
       'failed',
       'skipped',
     ]);

@@ -115,7 +115,12 @@ describe('graceroll restart-fleet (through the CLI)', () => {
   it('escalates a node that ignores the graceful signal and names it', async () => {
     const { config } = startedFleet({ ignoreTerm: ['a'], drainDeadline: '300ms' });
     const { code, stdout } = await runCli(['restart-fleet', '-c', config, '--json', '--nodes', 'a']);
-    expect(code).toBe(0);
+    // Every node is back, but its drain was forced: its own exit code and outcome.
+    expect(code).toBe(6);
+    expect(jsonLines(stdout).at(-1)!.report).toMatchObject({
+      status: 'forced',
+      nodes: [{ node: 'a', outcome: 'forced', forced: { how: 'escalated' } }],
+    });
     const escalation = jsonLines(stdout).find((e) => e.kind === 'escalation');
     expect(escalation).toMatchObject({ node: 'a', signal: 'SIGKILL' });
     expect(escalation!.stillInFlight).toMatch(/still running/);
@@ -150,6 +155,7 @@ describe('graceroll restart-fleet (through the CLI)', () => {
     expect(events.find((e) => e.kind === 'interrupt')).toMatchObject({ signal: 'SIGINT', count: 1 });
     const { report } = events.at(-1)!;
     expect(report.status).toBe('interrupted');
-    expect(report.nodes.map((n: { outcome: string }) => n.outcome)).toEqual(['done', 'skipped', 'skipped']);
+    // a ignores SIGTERM: it finished its pipeline by escalation.
+    expect(report.nodes.map((n: { outcome: string }) => n.outcome)).toEqual(['forced', 'skipped', 'skipped']);
   });
 });

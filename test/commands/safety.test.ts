@@ -42,8 +42,8 @@ describe('journal', () => {
 
   it('survives kill -9 of graceroll: the node in flight is recorded out of rotation, and --resume finishes the roll', async () => {
     fleet = new SleeperFleet();
-    fleet.start();
     const config = fleet.config('', { slowDrain: 'yes' });
+    fleet.start();
     fleet.touch('a.drained');
     const { run, reached } = rollUntil(
       ['restart-fleet', '-c', config, '--json'],
@@ -88,8 +88,8 @@ describe('journal', () => {
 describe('journal identity', () => {
   async function killMidRoll(): Promise<string> {
     fleet = new SleeperFleet();
-    fleet.start();
     const config = fleet.config('', { slowDrain: 'yes' });
+    fleet.start();
     fleet.touch('a.drained');
     const { run, reached } = rollUntil(
       ['restart-fleet', '-c', config, '--json'],
@@ -164,8 +164,8 @@ describe('journal identity', () => {
 describe('lock', () => {
   it('refuses a second rollout while one runs (exit 4), naming the holder', async () => {
     fleet = new SleeperFleet();
-    fleet.start();
     const config = fleet.config('', { slowDrain: 'yes' });
+    fleet.start();
     const { run, reached } = rollUntil(
       ['restart-fleet', '-c', config, '--json'],
       (e) => e.kind === 'step-start' && e.step === 'drain',
@@ -261,8 +261,8 @@ describe('status', () => {
 describe('signals to graceroll', () => {
   it('SIGTERM: the node in flight finishes and is back in rotation; exit 143', async () => {
     fleet = new SleeperFleet();
-    fleet.start();
     const config = fleet.config('', { slowDrain: 'yes' });
+    fleet.start();
     const { run, reached } = rollUntil(
       ['restart-fleet', '-c', config, '--json'],
       (e) => e.kind === 'step-start' && e.step === 'drain',
@@ -280,8 +280,8 @@ describe('signals to graceroll', () => {
 
   it('a second SIGINT cuts the drain short: the stopped node stays out and is named on screen, in the journal and the exit code', async () => {
     fleet = new SleeperFleet();
-    fleet.start();
     const config = fleet.config('', { slowDrain: 'yes' });
+    fleet.start();
     const run = startCli(['restart-fleet', '-c', config]);
     let sent = 0;
     run.child.stdout!.on('data', (chunk: Buffer) => {
@@ -294,7 +294,7 @@ describe('signals to graceroll', () => {
     const { code, stdout } = await run.done;
     expect(code).toBe(130);
     expect(stdout).toMatch(/OUT OF ROTATION: a/);
-    expect(stdout).toMatch(/a is OUT of rotation \(service not running/);
+    expect(stdout).toMatch(/a is OUT of rotation \(the signalled process is still draining/);
     expect(fleet.lb('a')).toBe('maint');
     expect(fleet.journal().nodes.a).toMatchObject({ state: 'interrupted', inRotation: false });
   });

@@ -96,8 +96,9 @@ describe.skipIf(!available.ok)(`graceroll on a misbehaving fleet${skipped}`, () 
         rollFleet(fleet),
       );
 
-      expect(roll.code, describeRoll(roll)).toBe(0);
-      expect(roll.report?.status).toBe('ok');
+      // Every node is back, but node2's drain was forced: its own status and exit code (6).
+      expect(roll.code, describeRoll(roll)).toBe(6);
+      expect(roll.report?.status).toBe('forced');
       const escalations = roll.events.filter((e) => e.kind === 'escalation');
       expect(escalations.map((e) => [e.node, e.signal])).toEqual([['node2', 'SIGTERM']]);
       expect(escalations[0].stillInFlight).toMatch(/still running/);
@@ -105,7 +106,7 @@ describe.skipIf(!available.ok)(`graceroll on a misbehaving fleet${skipped}`, () 
       expect(drain2?.detail).toMatch(/not drained within 3s/);
       expect(drain2?.durationMs).toBeGreaterThanOrEqual(3000);
       const report2 = roll.report?.nodes.find((n) => n.node === 'node2');
-      expect(report2).toMatchObject({ outcome: 'done', inRotation: true });
+      expect(report2).toMatchObject({ outcome: 'forced', inRotation: true, forced: { how: 'escalated' } });
       expect(report2?.escalations).toEqual([expect.stringMatching(/^SIGTERM: /)]);
       for (const node of ['node1', 'node2', 'node4']) expect(after[node]).not.toBe(before[node]);
       expect(after.node3).toBe(before.node3); // not in this fleet
@@ -124,12 +125,13 @@ describe.skipIf(!available.ok)(`graceroll on a misbehaving fleet${skipped}`, () 
       const fleet = labFleetConfig(lab, { ...faultOptions, nodes: ['node1', 'node2', 'node4'] });
       const roll = await rollFleet(fleet, { json: false, args: ['--nodes', 'node2'] });
       console.log(`[lab-faults] ignore-signal, plain output: exit ${roll.code}, roll ${roll.durationMs} ms`);
-      expect(roll.code, `${roll.stdout}\n${roll.stderr}`).toBe(0);
+      expect(roll.code, `${roll.stdout}\n${roll.stderr}`).toBe(6);
       expect(roll.stdout).toMatch(/ node2 ESCALATION: sending SIGTERM; still in flight: .*still running/);
       // The summary after the table: which node was escalated, and why.
       const summary = roll.stdout.slice(roll.stdout.lastIndexOf('\nnode '));
       expect(summary).toMatch(/^\s*node2: escalated: SIGTERM: /m);
-      expect(summary).toMatch(/rollout ok/);
+      expect(summary).toMatch(/^\s*node2: FORCED drain \(escalated\): SIGTERM while /m);
+      expect(summary).toMatch(/rollout forced/);
     },
     TEST_MS,
   );

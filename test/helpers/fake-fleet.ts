@@ -20,6 +20,10 @@ export interface FakeNodeBehaviour {
   /** Sessions the LB reports after deregistration, decreasing by one per check. */
   lbSessions?: number;
   unreachable?: boolean;
+  /** The service manager starts a new process as soon as a signal ends the old one. */
+  replacedByManager?: boolean;
+  /** The process leaves its socket file behind when it exits (`test -e` keeps passing). */
+  leavesSocketFile?: boolean;
 }
 
 export class FakeNode {
@@ -45,6 +49,8 @@ export class FakeNode {
       (!this.behaviour.onlyKillEndsIt && (signal !== graceful || !this.behaviour.ignoresGracefulSignal));
     if (!ends) return;
     if (signal === graceful && this.behaviour.drainChecks) this.drainLeft = this.behaviour.drainChecks;
+    else if (this.behaviour.replacedByManager)
+      this.process = { pid: this.nextPid++, startTime: 'by-manager' };
     else this.process = undefined;
   }
   statusCheck(): ProcessIdentity | undefined {
@@ -78,8 +84,12 @@ export class FakeFleet {
     return {
       node: node.name,
       connect: () => Promise.resolve(fake.behaviour.unreachable ? fail('connect ECONNREFUSED') : OK),
-      exec: () =>
-        Promise.resolve({ code: fake.healthy ? 0 : 1, stdout: '', stderr: fake.healthy ? '' : 'unhealthy' }),
+      exec: (command) =>
+        Promise.resolve(
+          'argv' in command && command.argv[0] === 'test'
+            ? { code: fake.process || fake.behaviour.leavesSocketFile ? 0 : 1, stdout: '', stderr: '' }
+            : { code: fake.healthy ? 0 : 1, stdout: '', stderr: fake.healthy ? '' : 'unhealthy' },
+        ),
       close: () => Promise.resolve(),
     };
   };

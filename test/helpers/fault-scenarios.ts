@@ -177,6 +177,7 @@ const diskFor = (writes: number | undefined): FileSystem | undefined => {
 
 const EXPECTED_CODE: Record<RolloutReport['status'], number> = {
   ok: ExitCode.ok,
+  forced: ExitCode.forced,
   failed: ExitCode.rolloutFailed,
   'preflight-refused': ExitCode.preflightRefused,
   deadline: ExitCode.deadline,

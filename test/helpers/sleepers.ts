@@ -29,7 +29,15 @@ export interface SleeperOptions {
 export function sleeperFleet(dir: string, options: SleeperOptions = {}) {
   const nodes = options.nodes ?? ['a', 'b', 'c'];
   const ignore = (options.ignoreTerm ?? []).map((n) => `[ {node} = ${n} ] && trap '' TERM;`).join(' ');
-  const start = `${ignore} nohup sleep 1000 >/dev/null 2>&1 & echo $! > ${dir}/{node}.pid`;
+  // A slow drainer keeps running after SIGTERM until DIR/NODE.drained exists, as a real service finishing
+  // its work would; a plain sleeper exits at once.
+  if (options.slowDrain)
+    writeFileSync(
+      join(dir, 'drainer.sh'),
+      `t=; trap 't=1' TERM\nwhile [ -z "$t" ] || [ ! -e ${dir}/$1.drained ]; do sleep 0.05; done\n`,
+    );
+  const program = options.slowDrain ? `sh ${dir}/drainer.sh {node}` : 'sleep 1000';
+  const start = `${ignore} nohup ${program} >/dev/null 2>&1 & echo $! > ${dir}/{node}.pid`;
   const broken =
     (options.unhealthyAfterRestart ?? []).map((n) => `[ {node} != ${n} ]`).join(' && ') || 'true';
   const lb = options.lb

@@ -39,7 +39,8 @@ describe('engine', () => {
 
   it('escalates at the drain deadline and names the node', async () => {
     const { fake, report } = await roll({ web1: { ignoresGracefulSignal: true } });
-    expect(report.status).toBe('ok');
+    expect(report.status).toBe('forced');
+    expect(report.nodes[0]).toMatchObject({ outcome: 'forced', forced: { how: 'escalated' } });
     expect(fake.node('web1').signals).toEqual(['USR1', 'TERM']);
     const escalations = kinds(fake.events, 'escalation');
     expect(escalations).toMatchObject([{ node: 'web1', signal: 'SIGTERM' }]);
@@ -254,5 +255,48 @@ describe('engine', () => {
     expect(starts).toBeGreaterThan(0);
     expect(kinds(fake.events, 'step-end')).toHaveLength(starts);
     expect(fake.events.at(-1)?.kind).toBe('rollout-end');
+  });
+});
+
+describe('only the signalled process is ever signalled', () => {
+  it('a process the service manager started in place of the signalled one is not signalled, not restarted, and verified', async () => {
+    const { fake, report } = await roll({ web1: { replacedByManager: true } }, {}, never());
+    const web1 = report.nodes[0];
+    expect(fake.node('web1').signals).toEqual(['USR1']);
+    expect(fake.actions.filter((a) => a.startsWith('web1'))).toEqual([
+      'web1:deregister',
+      'web1:signal:USR1',
+      'web1:register',
+    ]);
+    expect(web1.outcome).toBe('done');
+    expect(web1.newProcess).toMatchObject({ startTime: 'by-manager' });
+    expect(kinds(fake.events, 'warning').map((e) => (e as { message: string }).message)).toContainEqual(
+      expect.stringMatching(/pid \d+ exited and the service manager started pid \d+/),
+    );
+  });
+
+  it('a process that exits leaving its socket file behind ends the drain at once as forced, and nothing is escalated', async () => {
+    const { fake, report } = await roll(
+      { web1: { leavesSocketFile: true } },
+      {
+        drain: { interval: '5ms', deadline: '2s', probes: [{ type: 'socket-file', path: '/run/app.sock' }] },
+      },
+    );
+    const web1 = report.nodes[0];
+    expect(web1.outcome).toBe('forced');
+    expect(web1.forced).toMatchObject({ how: 'exited-early' });
+    expect(web1.forced?.detail).toMatch(
+      /exited before it drained; still in flight: \/run\/app\.sock is still there/,
+    );
+    expect(web1.phases.drain).toBeLessThan(1000); // not the 2 s deadline
+    expect(fake.node('web1').signals).toEqual(['USR1']); // no escalation
+    expect(report.status).toBe('forced');
+  });
+
+  it('escalation stops when the signalled process is gone, and the replacement is left alone', async () => {
+    // web1 ignores USR1; after TERM the manager restarts it: KILL must not reach the new process.
+    const { fake, report } = await roll({ web1: { ignoresGracefulSignal: true } }, {});
+    expect(fake.node('web1').signals).toEqual(['USR1', 'TERM']);
+    expect(report.nodes[0].escalations).toHaveLength(1);
   });
 });

@@ -389,6 +389,10 @@ export const fleetSchema = z
         deadline: duration.default('30s'),
         /** At the drain deadline: escalate through `escalation`, or halt the rollout leaving the node out. */
         onDeadline: z.enum(['escalate', 'halt']).default('escalate'),
+        /** After a node whose drain was forced (escalated, or exited before it drained): go on, or halt. */
+        onForced: z.enum(['continue', 'halt']).default('continue'),
+        /** A forced drain is still a success (exit 0) instead of its own status, forced (exit 6). */
+        forcedIsOk: z.boolean().default(false),
         escalation: z.array(escalationStep).default([
           { signal: 'TERM', deadline: '10s' },
           { signal: 'KILL', deadline: '5s' },

@@ -6,7 +6,8 @@ export const EVENT_SCHEMA_VERSION = 2;
 
 export type { HookName };
 
-export type NodeOutcome = 'done' | 'failed' | 'skipped' | 'interrupted';
+/** forced: restarted and back, but its drain was forced (see NodeReport.forced). */
+export type NodeOutcome = 'done' | 'forced' | 'failed' | 'skipped' | 'interrupted';
 
 export interface NodeReport {
   node: string;
@@ -16,6 +17,11 @@ export interface NodeReport {
   /** Milliseconds spent in each step that ran. */
   phases: Partial<Record<StepName, number>>;
   escalations: string[];
+  /**
+   * Set when the drain did not end gracefully: escalated (a signal past the graceful one was sent) or
+   * exited-early (the signalled process exited before the drain probes passed). In-flight work may be lost.
+   */
+  forced?: { how: 'escalated' | 'exited-early'; detail: string };
   oldProcess?: ProcessIdentity;
   newProcess?: ProcessIdentity;
   reason?: string;
@@ -23,7 +29,8 @@ export interface NodeReport {
   action?: string;
 }
 
-export type RolloutStatus = 'ok' | 'failed' | 'preflight-refused' | 'deadline' | 'interrupted';
+/** forced: every node is back, but at least one drain was forced (unless drain.forcedIsOk). */
+export type RolloutStatus = 'ok' | 'forced' | 'failed' | 'preflight-refused' | 'deadline' | 'interrupted';
 
 export interface RolloutReport {
   fleet: string;
@@ -63,6 +70,7 @@ export type RolloutEvent =
       inRotation: boolean;
       durationMs: number;
       reason?: string;
+      forced?: NonNullable<NodeReport['forced']>;
     }
   | { kind: 'batch-end'; batch: number; failed: string[] }
   | { kind: 'interrupt'; signal: string; count: number; detail: string }

@@ -40,6 +40,11 @@ export class NodeRun {
   /** Set when the drain deadline passed with the escalate policy: what was still in flight. */
   drainFailure?: string;
   /**
+   * The process the service manager started after the signalled one exited (systemd Restart=): it is
+   * not signalled, not restarted again, and verified like a restarted one.
+   */
+  replacement?: ProcessIdentity;
+  /**
    * What the current step's calls and waits get: the rollout's abort (a second Ctrl-C, the rollout
    * deadline) or the step's own budget, whichever comes first (run-node.ts sets it per step).
    */
@@ -104,6 +109,23 @@ export class NodeRun {
     });
     if (!outcome.ok) throw new StepFailed(`${options.what} ${describeWait(outcome, options.deadlineMs)}`);
     return outcome;
+  }
+
+  /**
+   * Whether the signalled process is gone, in words, or undefined while it still runs (or when the
+   * service state cannot be read right now). A different process in its place is recorded as the
+   * service manager's replacement.
+   */
+  async signalledGone(signal: AbortSignal, timeoutMs: number): Promise<string | undefined> {
+    const old = this.oldIdentity;
+    if (!old) return undefined;
+    const state = await this.parts.service.status(this.serviceCtx(signal, timeoutMs));
+    if (!state.ok) return undefined;
+    if (!state.value.running) return `pid ${old.pid} exited`;
+    if (sameProcess(state.value.identity, old)) return undefined;
+    this.replacement = state.value.identity;
+    this.report.newProcess = state.value.identity;
+    return `pid ${old.pid} exited and the service manager started pid ${state.value.identity.pid}`;
   }
 
   /** The load balancer's state for this node, checked against `want`. */

@@ -97,6 +97,7 @@ export async function runNode(
       current = step.step;
       await runStep(step, run);
     }
+    if (report.forced) report.outcome = 'forced';
   } catch (error) {
     report.outcome = abort.aborted ? 'interrupted' : 'failed';
     report.reason = failureReason(error, current);
@@ -121,6 +122,7 @@ export async function runNode(
       inRotation: report.inRotation,
       durationMs: performance.now() - started,
       reason: report.reason,
+      ...(report.forced ? { forced: report.forced } : {}),
     });
   } catch {
     // The rollout's own emit records a failing renderer (run-rollout.ts); the report still goes back.

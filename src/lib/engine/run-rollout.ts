@@ -112,13 +112,20 @@ export async function runRollout(
           chunk.map((name) => runNode(byName.get(name)!, parts, abort, reexamine.has(name))),
         );
         for (const result of results) reports.set(result.node, result);
-        failed.push(...results.filter((r) => r.outcome !== 'done').map((r) => r.node));
+        failed.push(
+          ...results.filter((r) => r.outcome !== 'done' && r.outcome !== 'forced').map((r) => r.node),
+        );
         failures += results.filter((r) => r.outcome === 'failed').length;
       }
       emit({ kind: 'batch-end', batch: batch.index, failed });
       if (failures + preDegraded > plan.maxFailures) {
         const total = failures + preDegraded;
         problems.push(`halted: ${total} failed node${total > 1 ? 's' : ''} (budget ${plan.maxFailures})`);
+        break;
+      }
+      const forced = todo.filter((name) => reports.get(name)?.outcome === 'forced');
+      if (forced.length && plan.forced.then === 'halt') {
+        problems.push(`halted: the drain of ${forced.join(', ')} was forced (drain.onForced is halt)`);
         break;
       }
       if (problems.length) break;
@@ -148,13 +155,15 @@ export async function runRollout(
     problems.push(
       `halted: ${(halt.signal.reason as Error).message}; the nodes in flight were finished and no new node was started`,
     );
-  if (status !== 'preflight-refused') {
+  if (deadline.aborted) {
+    // Also when it passed during preflight: the refusal was the deadline's doing.
+    status = 'deadline';
+    problems.push(`the rollout deadline (${formatDuration(plan.rolloutDeadlineMs)}) passed`);
+  } else if (status !== 'preflight-refused') {
     const anyFailed = nodes.some((r) => r.outcome === 'failed');
-    if (deadline.aborted) {
-      status = 'deadline';
-      problems.push(`the rollout deadline (${formatDuration(plan.rolloutDeadlineMs)}) passed`);
-    } else if (control.stop.aborted || control.abort.aborted) status = 'interrupted';
+    if (control.stop.aborted || control.abort.aborted) status = 'interrupted';
     else if (anyFailed || problems.length) status = 'failed';
+    else if (!plan.forced.isOk && nodes.some((n) => n.outcome === 'forced')) status = 'forced';
   }
   control.halt?.removeEventListener('abort', onHalt);
   const report: RolloutReport = {

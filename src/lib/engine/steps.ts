@@ -106,12 +106,28 @@ export const STEP_EXECUTORS: StepExecutors = {
   drain: {
     skip: (_step, run) => (run.alreadyStopped ? 'the service was already stopped' : undefined),
     async run(step, run) {
+      // A signalled process that exits while a probe still fails (a socket file left behind, a hit drain
+      // cap) ends the drain at once: waiting on would only end in escalating against whatever runs next.
+      let exitedEarly: string | undefined;
+      const early = new AbortController();
       const outcome = await waitUntil(
-        (s) => runProbes(step.probes, run.probeCtx(s, step.commandTimeoutMs, run.oldIdentity)),
+        async (s) => {
+          const probe = () => runProbes(step.probes, run.probeCtx(s, step.commandTimeoutMs, run.oldIdentity));
+          const probes = await probe();
+          if (probes.ok) return probes;
+          const gone = await run.signalledGone(s, step.commandTimeoutMs);
+          if (gone === undefined) return probes;
+          // It may have finished its work and exited between the probes and the status: ask them again.
+          const after = await probe();
+          if (after.ok) return after;
+          exitedEarly = `${gone} before it drained; still in flight: ${after.reason}`;
+          early.abort();
+          return after;
+        },
         {
           intervalMs: step.intervalMs,
           deadlineMs: step.deadlineMs,
-          signal: run.signal,
+          signal: AbortSignal.any([run.signal, early.signal]),
           onCheck: (o) =>
             run.emit({
               kind: 'step-progress',
@@ -121,7 +137,24 @@ export const STEP_EXECUTORS: StepExecutors = {
             }),
         },
       );
-      if (outcome.ok) return `drained in ${formatDuration(outcome.elapsedMs)}`;
+      if (outcome.ok) {
+        // process-exited passes for another process in its place too: was it the service manager's?
+        const gone = await run.signalledGone(run.signal, step.commandTimeoutMs);
+        if (run.replacement && gone) {
+          run.emit({
+            kind: 'warning',
+            node: run.node.name,
+            message: `${gone}; it is verified as the restarted one`,
+          });
+          return `drained in ${formatDuration(outcome.elapsedMs)}; ${gone}`;
+        }
+        return `drained in ${formatDuration(outcome.elapsedMs)}`;
+      }
+      if (exitedEarly !== undefined) {
+        run.report.forced = { how: 'exited-early', detail: exitedEarly };
+        if (run.replacement) run.emit({ kind: 'warning', node: run.node.name, message: exitedEarly });
+        return `exited before drained: ${exitedEarly}`;
+      }
       if (outcome.why === 'aborted' || step.onDeadline === 'halt')
         throw new StepFailed(
           `did not drain ${outcome.why === 'aborted' ? 'before the interruption' : `within ${formatDuration(step.deadlineMs)}`}: ${outcome.lastReason}`,
@@ -137,8 +170,12 @@ export const STEP_EXECUTORS: StepExecutors = {
     async run(step, run) {
       let stillInFlight = run.drainFailure ?? 'unknown';
       for (const stage of step.chain) {
+        // Only the signalled process is ever signalled: checked (PID + start time) before every signal.
+        const gone = await run.signalledGone(run.signal, step.commandTimeoutMs);
+        if (gone !== undefined) return `${gone}; escalation stopped before SIG${stage.signal}`;
         run.emit({ kind: 'escalation', node: run.node.name, signal: `SIG${stage.signal}`, stillInFlight });
         run.report.escalations.push(`SIG${stage.signal}: ${stillInFlight}`);
+        run.report.forced = { how: 'escalated', detail: `SIG${stage.signal} while ${stillInFlight}` };
         must(
           await run.parts.service.sendSignal(
             run.serviceCtx(run.signal, step.commandTimeoutMs),
@@ -152,7 +189,10 @@ export const STEP_EXECUTORS: StepExecutors = {
             runProbe({ type: 'process-exited' }, run.probeCtx(s, step.commandTimeoutMs, run.oldIdentity)),
           { intervalMs: step.intervalMs, deadlineMs: stage.deadlineMs, signal: run.signal },
         );
-        if (exited.ok) return `exited after SIG${stage.signal}`;
+        if (exited.ok) {
+          await run.signalledGone(run.signal, step.commandTimeoutMs); // notes a replacement, if any
+          return `exited after SIG${stage.signal}`;
+        }
         if (exited.why === 'aborted') throw new StepFailed(`escalation cut short (${exited.lastReason})`);
         stillInFlight = exited.lastReason;
       }
@@ -163,6 +203,8 @@ export const STEP_EXECUTORS: StepExecutors = {
   },
 
   restart: {
+    skip: (_step, run) =>
+      run.replacement ? `the service manager already started pid ${run.replacement.pid}` : undefined,
     async run(step, run) {
       must(await run.parts.service.restart(run.serviceCtx(run.signal, step.deadlineMs)), 'restart');
       return 'restarted';

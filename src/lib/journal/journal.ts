@@ -246,7 +246,7 @@ export function resumeSets(previous: Journal): { alreadyDone: Set<string>; reexa
   const alreadyDone = new Set<string>();
   const reexamine = new Set<string>();
   for (const [name, node] of Object.entries(previous.nodes)) {
-    if (node.state === 'done') alreadyDone.add(name);
+    if (node.state === 'done' || node.state === 'forced') alreadyDone.add(name);
     else if (
       node.state === 'in-flight' ||
       node.state === 'failed' ||

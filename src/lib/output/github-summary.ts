@@ -10,6 +10,7 @@ export function markdownText(text: string): string {
 
 const STATUS_ICON: Record<RolloutReport['status'], string> = {
   ok: '✅',
+  forced: '🟡',
   failed: '❌',
   'preflight-refused': '⛔',
   deadline: '⏱️',
@@ -45,6 +46,9 @@ export function formatStepSummary(report: RolloutReport): string {
   const notes = [
     ...report.problems.map((p) => `- ${markdownText(p)}`),
     ...report.nodes.flatMap((n) => [
+      ...(n.forced
+        ? [`- **${markdownText(n.node)}: drain forced (${n.forced.how}): ${markdownText(n.forced.detail)}**`]
+        : []),
       ...n.escalations.map((e) => `- ${markdownText(n.node)}: escalated: ${markdownText(e)}`),
       ...(n.reason ? [`- ${markdownText(n.node)}: ${markdownText(n.reason)}`] : []),
       ...(n.action ? [`- **${markdownText(n.action)}**`] : []),
@@ -65,6 +69,10 @@ export function formatStepOutputs(report: RolloutReport, delimiter = `ghadelimit
   return [
     `status=${report.status}`,
     `failed-nodes=${failed.join(',')}`,
+    `forced-nodes=${report.nodes
+      .filter((n) => n.outcome === 'forced')
+      .map((n) => n.node)
+      .join(',')}`,
     `out-of-rotation=${report.outOfRotation.join(',')}`,
     `report<<${delimiter}`,
     json,

@@ -102,6 +102,8 @@ export function createGithubReporter(
       if (e.outcome === 'failed' || !e.inRotation)
         annotate('error', e.node, `${e.node} ${e.outcome}${out}${why}`);
       else if (e.outcome === 'interrupted') annotate('warning', e.node, `${e.node} interrupted${why}`);
+      else if (e.forced)
+        annotate('warning', e.node, `${e.node} drain forced (${e.forced.how}): ${e.forced.detail}`);
     },
     'batch-end': () => {
       if (batchGroup) endGroup();

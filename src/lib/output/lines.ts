@@ -22,7 +22,7 @@ export const lineFor: LineFormatters = {
     `${e.node} hook ${e.hook} ${ok(e.ok)} in ${formatDuration(e.durationMs)}: ${e.command}${e.ok ? '' : ` — ${e.output.trim().split('\n').slice(-3).join(' | ')}`}`,
   pause: (e) => chalk.cyan(`after batch ${e.batch + 1}: ${e.detail}`),
   'node-end': (e) =>
-    `${e.node} ${e.outcome === 'done' ? chalk.green('done') : chalk.red(e.outcome.toUpperCase())} in ${formatDuration(e.durationMs)}${e.inRotation ? '' : chalk.red(' — OUT OF ROTATION')}${e.reason ? `: ${e.reason}` : ''}`,
+    `${e.node} ${e.outcome === 'done' ? chalk.green('done') : e.outcome === 'forced' ? chalk.yellow('FORCED') : chalk.red(e.outcome.toUpperCase())} in ${formatDuration(e.durationMs)}${e.inRotation ? '' : chalk.red(' — OUT OF ROTATION')}${e.reason ? `: ${e.reason}` : ''}${e.forced ? chalk.yellow(`: drain ${e.forced.how}: ${e.forced.detail}`) : ''}`,
   'batch-end': (e) =>
     `batch ${e.batch + 1} finished${e.failed.length ? chalk.red(`; not done: ${e.failed.join(', ')}`) : ''}`,
   interrupt: (e) => chalk.yellow(`${e.signal} received (${e.count}): ${e.detail}`),

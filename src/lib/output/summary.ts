@@ -24,10 +24,12 @@ export function formatSummary(report: RolloutReport): string {
       .join('  ')
       .trimEnd();
   const out = [line(header), ...rows.map(line)];
-  const colour = report.status === 'ok' ? chalk.green : chalk.red;
+  const colour = report.status === 'ok' ? chalk.green : report.status === 'forced' ? chalk.yellow : chalk.red;
   out.push('', colour(`rollout ${report.status} in ${formatDuration(report.durationMs)}`));
   for (const problem of report.problems) out.push(chalk.red(`  ${problem}`));
   for (const node of report.nodes) {
+    if (node.forced)
+      out.push(chalk.yellow(`  ${node.node}: FORCED drain (${node.forced.how}): ${node.forced.detail}`));
     if (node.escalations.length)
       out.push(chalk.yellow(`  ${node.node}: escalated: ${node.escalations.join('; ')}`));
     if (node.reason) out.push(`  ${node.node}: ${node.reason}`);

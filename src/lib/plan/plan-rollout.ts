@@ -200,6 +200,7 @@ export function planRollout(fleet: Fleet, parts: PlanParts): RolloutPlan {
       fleet.nodes.length,
       1,
     ),
+    forced: { then: fleet.drain.onForced, isOk: fleet.drain.forcedIsOk },
     rolloutDeadlineMs: fleet.deadlines.rollout,
   };
 }

@@ -121,5 +121,7 @@ export interface RolloutPlan {
   maxFailures: number;
   /** Most nodes out of rotation at any moment, failed ones included. */
   maxUnavailable: number;
+  /** After a batch with a forced drain: go on or halt; and whether the run may still end ok. */
+  forced: { then: 'continue' | 'halt'; isOk: boolean };
   rolloutDeadlineMs: number;
 }

@@ -84,12 +84,18 @@ export class FakeFleet {
     return {
       node: node.name,
       connect: () => Promise.resolve(fake.behaviour.unreachable ? fail('connect ECONNREFUSED') : OK),
-      exec: (command) =>
-        Promise.resolve(
+      exec: (command) => {
+        if ('shell' in command && command.shell.startsWith('graceful-shutdown')) {
+          this.actions.push(`${node.name}:command:${command.shell}`);
+          fake.signal(this.fleet.service.signal, this.fleet.service.signal);
+          return Promise.resolve({ code: 0, stdout: 'shutting down\n', stderr: '' });
+        }
+        return Promise.resolve(
           'argv' in command && command.argv[0] === 'test'
             ? { code: fake.process || fake.behaviour.leavesSocketFile ? 0 : 1, stdout: '', stderr: '' }
             : { code: fake.healthy ? 0 : 1, stdout: '', stderr: fake.healthy ? '' : 'unhealthy' },
-        ),
+        );
+      },
       close: () => Promise.resolve(),
     };
   };

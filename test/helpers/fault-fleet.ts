@@ -200,6 +200,10 @@ export class FaultFleet {
     node.observe();
     const exit = (code: number, stdout = '', stderr = ''): ExecResult => ({ code, stdout, stderr });
     if (text.includes('hook-fail')) return exit(1, '', 'the hook failed');
+    if (text.startsWith('graceful-shutdown')) {
+      node.signal(this.graceful, this.graceful);
+      return exit(0, 'shutting down\n');
+    }
     if (text.includes('health-check')) return exit(node.process && node.healthy ? 0 : 1, '', 'unhealthy');
     if (text.includes('drain-check')) return exit(node.process ? 1 : 0);
     if (text.startsWith('test -e')) return exit(node.process ? 0 : 1);

@@ -70,6 +70,10 @@ export const scenarioArb = fc.record({
     Object.fromEntries(HOOKS.map((h) => [h, hookArb])) as Record<(typeof HOOKS)[number], typeof hookArb>,
   ),
   onDeadline: fc.constantFrom('escalate' as const, 'halt' as const),
+  lbSessions: fc.constantFrom('before-signal' as const, 'with-drain' as const, 'never' as const),
+  gracefulCommand: fc.boolean(),
+  onForced: fc.constantFrom('continue' as const, 'halt' as const),
+  forcedIsOk: fc.boolean(),
   escalation: fc.constantFrom(['TERM'], ['TERM', 'KILL'], ['KILL']),
   drainProbes: fc.subarray(
     ['process-exited', 'command', 'socket-file', 'connections', 'lb-sessions', 'http'] as const,
@@ -127,12 +131,21 @@ function configFor(s: Scenario, port: number): Record<string, unknown> {
         : { type, host: '127.0.0.1', port, timeout: '50ms' };
   return {
     name: 'faults',
-    service: { type: 'command', status: 'status', restart: 'restart', signal: 'USR1' },
+    service: {
+      type: 'command',
+      status: 'status',
+      restart: 'restart',
+      signal: 'USR1',
+      ...(s.gracefulCommand ? { gracefulCommand: 'graceful-shutdown {pid}' } : {}),
+    },
     loadBalancer: { type: 'command', deregister: 'x', register: 'y', state: 'z' },
     drain: {
       interval: '2ms',
       deadline: '40ms',
       onDeadline: s.onDeadline,
+      lbSessions: s.lbSessions,
+      onForced: s.onForced,
+      forcedIsOk: s.forcedIsOk,
       probes: s.drainProbes.map(drainProbe),
       escalation: s.escalation.map((signal) => ({ signal, deadline: '15ms' })),
     },
@@ -272,9 +285,21 @@ export async function checkScenario(
       `exit code ${code} for status ${report.status}`,
     );
     if (failure) check(code !== ExitCode.ok, 'a run whose journal failed exited 0');
+    if (report.status === 'forced')
+      check(
+        !s.forcedIsOk &&
+          report.nodes.some((n) => n.outcome === 'forced') &&
+          report.nodes.every((n) => n.outcome === 'done' || n.outcome === 'forced'),
+        'status forced, but not every node is back or none was forced (or forcedIsOk is set)',
+      );
+    for (const n of report.nodes)
+      if (n.outcome === 'forced')
+        check(n.forced !== undefined && n.inRotation, `${n.node} forced without a forced record`);
     if (report.status === 'ok')
       check(
-        report.nodes.every((n) => n.outcome === 'done' && n.inRotation) && !report.problems.length,
+        report.nodes.every(
+          (n) => (n.outcome === 'done' || (n.outcome === 'forced' && s.forcedIsOk)) && n.inRotation,
+        ) && !report.problems.length,
         'status ok, but not every node is done and in rotation',
       );
     if (report.status === 'interrupted') check(interrupted, 'status interrupted without a signal');

@@ -300,3 +300,60 @@ describe('only the signalled process is ever signalled', () => {
     expect(report.nodes[0].escalations).toHaveLength(1);
   });
 });
+
+describe('graceful by command, and long-lived connections', () => {
+  it('runs the graceful command instead of the signal, with the PID filled in, and says so', async () => {
+    const { fake, report } = await roll(
+      { web1: { drainChecks: 2 } },
+      {
+        service: {
+          type: 'command',
+          status: 'status',
+          restart: 'restart',
+          signal: 'USR1',
+          gracefulCommand: 'graceful-shutdown --pid {pid} {node}',
+        },
+      },
+    );
+    expect(report.status).toBe('ok');
+    expect(fake.actions.filter((a) => a.startsWith('web1'))).toEqual([
+      'web1:deregister',
+      'web1:command:graceful-shutdown --pid 1000 web1',
+      'web1:restart',
+      'web1:register',
+    ]);
+    const signalEnd = fake.events.find(
+      (e) => e.kind === 'step-end' && e.node === 'web1' && e.step === 'signal',
+    );
+    expect(signalEnd).toMatchObject({
+      ok: true,
+      detail: 'ran graceful-shutdown --pid 1000 web1 for pid 1000: shutting down',
+    });
+  });
+
+  it('with lbSessions: with-drain the signal goes out at once and the LB sessions are waited for beside the drain', async () => {
+    const { fake, report } = await roll(
+      { web1: { lbSessions: 4 } },
+      { drain: { interval: '5ms', deadline: '200ms', lbSessions: 'with-drain' } },
+    );
+    expect(report.status).toBe('ok');
+    const steps = fake.events
+      .filter((e) => e.kind === 'step-start' && e.node === 'web1')
+      .map((e) => (e as { step: string }).step);
+    expect(steps).not.toContain('lb-drain');
+    expect(steps.indexOf('signal')).toBe(steps.indexOf('deregister') + 1);
+    const drainEnd = fake.events.find(
+      (e) => e.kind === 'step-end' && e.node === 'web1' && e.step === 'drain',
+    );
+    expect((drainEnd as { detail: string }).detail).toMatch(/load balancer sessions 0 after/);
+  });
+
+  it('with lbSessions: never there is no LB session wait at all', () => {
+    const fake = new FakeFleet(
+      testFleet({ drain: { interval: '5ms', deadline: '200ms', lbSessions: 'never' } }),
+    );
+    const plan = planRollout(fake.fleet, fake.parts());
+    expect(plan.nodes[0].steps.map((s) => s.step)).not.toContain('lb-drain');
+    expect(plan.nodes[0].steps.find((s) => s.step === 'drain')).not.toHaveProperty('lbSessions');
+  });
+});

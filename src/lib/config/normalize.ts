@@ -104,6 +104,7 @@ function templates(fleet: Fleet): { path: (string | number)[]; text: string; she
   if (fleet.service.type === 'command') {
     for (const key of ['status', 'kill', 'restart'] as const) add(['service', key], fleet.service[key]);
   }
+  add(['service', 'gracefulCommand'], fleet.service.gracefulCommand?.command);
   if (fleet.loadBalancer.type === 'command') {
     for (const key of ['deregister', 'register', 'state'] as const)
       add(['loadBalancer', key], fleet.loadBalancer[key]);

@@ -76,6 +76,15 @@ const transport = z.discriminatedUnion('type', [
     .strict(),
 ]);
 
+/**
+ * Shutting down by request instead of by signal (`masqctl shutdown`, an HTTP POST with curl): run on the
+ * node (default) or on this machine, after the process identity is recorded. Escalation still signals.
+ */
+const gracefulCommand = z.union([
+  shellTemplate.transform((command) => ({ command, on: 'node' as const })),
+  z.object({ command: shellTemplate, on: z.enum(['node', 'controller']).default('node') }).strict(),
+]);
+
 const service = z.discriminatedUnion('type', [
   z
     .object({
@@ -86,6 +95,7 @@ const service = z.discriminatedUnion('type', [
       killWhom: z.enum(['main', 'all']).default('main'),
       /** Prefix systemctl with `sudo -n` for non-root SSH users. */
       sudo: z.boolean().default(false),
+      gracefulCommand: gracefulCommand.optional(),
     })
     .strict(),
   z
@@ -97,6 +107,7 @@ const service = z.discriminatedUnion('type', [
       /** Sends {signal} to the service (default: kill -s {signal} {pid}). */
       kill: shellTemplate.default('kill -s {signal} {pid}'),
       restart: shellTemplate,
+      gracefulCommand: gracefulCommand.optional(),
     })
     .strict(),
 ]);
@@ -389,6 +400,13 @@ export const fleetSchema = z
         deadline: duration.default('30s'),
         /** At the drain deadline: escalate through `escalation`, or halt the rollout leaving the node out. */
         onDeadline: z.enum(['escalate', 'halt']).default('escalate'),
+        /**
+         * When to wait for the load balancer's sessions to end: before the graceful signal (default: HTTP
+         * clients leave once the node is out), with the drain (long-lived connections — WebSocket, SSE,
+         * gRPC streams — only leave after the signal; the wait runs beside the drain probes with its own
+         * deadline, deadlines.lbDrain), or never.
+         */
+        lbSessions: z.enum(['before-signal', 'with-drain', 'never']).default('before-signal'),
         /** After a node whose drain was forced (escalated, or exited before it drained): go on, or halt. */
         onForced: z.enum(['continue', 'halt']).default('continue'),
         /** A forced drain is still a success (exit 0) instead of its own status, forced (exit 6). */

@@ -20,7 +20,11 @@ function failureReason(error: unknown, step: StepName | undefined): string {
  * and the last check inside it). A step past it fails even if an adapter ignores its AbortSignal.
  */
 export function stepBudgetMs(step: PlannedStep): number {
-  return (step.deadlineMs ?? 0) + 2 * step.commandTimeoutMs;
+  const longest = Math.max(
+    step.deadlineMs ?? 0,
+    step.step === 'drain' ? (step.lbSessions?.deadlineMs ?? 0) : 0,
+  );
+  return longest + 2 * step.commandTimeoutMs;
 }
 
 /** How long a step's work may go on after its signal fired before it is abandoned. */

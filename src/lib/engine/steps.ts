@@ -5,6 +5,7 @@ import { fail, OK } from '../outcome.js';
 import type { HookName, PlannedStepOf, StepName } from '../plan/types.js';
 import { runProbe, runProbes } from '../probes/run-probe.js';
 import { runCommand } from '../service/run-command.js';
+import { fillShell } from '../template.js';
 import { must, type NodeRun, sameProcess, StepFailed } from './node-run.js';
 import { waitUntil } from './wait.js';
 
@@ -95,6 +96,15 @@ export const STEP_EXECUTORS: StepExecutors = {
         throw new StepFailed('the service is not running, so there is nothing to signal');
       run.oldIdentity = state.value.identity;
       run.report.oldProcess = run.oldIdentity;
+      if (step.command) {
+        const on = step.command.on === 'controller' ? (run.parts.controller ?? run.transport) : run.transport;
+        // {pid} is the only value not known when planning.
+        const command = fillShell(step.command.run, { pid: run.oldIdentity.pid });
+        const result = await runCommand(on, { shell: command }, run.signal, step.commandTimeoutMs);
+        must(result.outcome, 'graceful command');
+        const said = `${result.stdout}${result.stderr}`.trim().split('\n').slice(-1)[0];
+        return `ran ${command} for pid ${run.oldIdentity.pid}${said ? `: ${said}` : ''}`;
+      }
       must(
         await run.parts.service.sendSignal(ctx, step.signal, run.oldIdentity),
         `sending SIG${step.signal}`,
@@ -110,6 +120,21 @@ export const STEP_EXECUTORS: StepExecutors = {
       // cap) ends the drain at once: waiting on would only end in escalating against whatever runs next.
       let exitedEarly: string | undefined;
       const early = new AbortController();
+      const sessionsWait = step.lbSessions
+        ? waitUntil(
+            async (s) => {
+              const state = await run.parts.lb.state(run.node, s);
+              if (!state.ok) return state;
+              const n = state.value.sessions ?? 0;
+              return n === 0 ? OK : fail(`${n} active sessions`);
+            },
+            {
+              intervalMs: step.lbSessions.intervalMs,
+              deadlineMs: step.lbSessions.deadlineMs,
+              signal: run.signal,
+            },
+          )
+        : undefined;
       const outcome = await waitUntil(
         async (s) => {
           const probe = () => runProbes(step.probes, run.probeCtx(s, step.commandTimeoutMs, run.oldIdentity));
@@ -137,6 +162,23 @@ export const STEP_EXECUTORS: StepExecutors = {
             }),
         },
       );
+      // Long-lived connections: the LB's sessions end only after the signal, beside the probes.
+      const sessions = await sessionsWait;
+      if (outcome.ok && sessions && !sessions.ok) {
+        if (sessions.why === 'aborted')
+          throw new StepFailed(
+            `load balancer sessions did not reach 0 before the interruption: ${sessions.lastReason}`,
+          );
+        if (step.onDeadline === 'halt')
+          throw new StepFailed(
+            `load balancer sessions did not reach 0 within ${formatDuration(step.lbSessions!.deadlineMs)}: ${sessions.lastReason}`,
+          );
+        run.drainFailure = `load balancer: ${sessions.lastReason}`;
+        return `drain probes passed in ${formatDuration(outcome.elapsedMs)}, but the load balancer still reports ${sessions.lastReason} after ${formatDuration(step.lbSessions!.deadlineMs)} (escalating)`;
+      }
+      const lbNote = sessions?.ok
+        ? `; load balancer sessions 0 after ${formatDuration(sessions.elapsedMs)}`
+        : '';
       if (outcome.ok) {
         // process-exited passes for another process in its place too: was it the service manager's?
         const gone = await run.signalledGone(run.signal, step.commandTimeoutMs);
@@ -146,9 +188,9 @@ export const STEP_EXECUTORS: StepExecutors = {
             node: run.node.name,
             message: `${gone}; it is verified as the restarted one`,
           });
-          return `drained in ${formatDuration(outcome.elapsedMs)}; ${gone}`;
+          return `drained in ${formatDuration(outcome.elapsedMs)}${lbNote}; ${gone}`;
         }
-        return `drained in ${formatDuration(outcome.elapsedMs)}`;
+        return `drained in ${formatDuration(outcome.elapsedMs)}${lbNote}`;
       }
       if (exitedEarly !== undefined) {
         run.report.forced = { how: 'exited-early', detail: exitedEarly };

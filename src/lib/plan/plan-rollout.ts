@@ -53,6 +53,7 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
   };
 
   hookStep('beforeDeregister', 'before the node leaves the load balancer');
+  const lbSessions = hasLb ? drain.lbSessions : 'never';
   if (hasLb) {
     steps.push({
       step: 'deregister',
@@ -62,6 +63,8 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
       intervalMs: drain.interval,
       commandTimeoutMs,
     });
+  }
+  if (lbSessions === 'before-signal') {
     steps.push({
       step: 'lb-drain',
       summary: `wait until the load balancer reports no active sessions (polled every ${formatDuration(drain.interval)})`,
@@ -72,24 +75,41 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
     });
   }
   hookStep('beforeSignal', 'before the graceful signal');
+  const graceful = fleet.service.gracefulCommand;
+  const gracefulRun = graceful && fillShell(graceful.command, nodeValues(node));
   steps.push({
     step: 'signal',
-    summary: `record the process identity (PID + start time), send SIG${fleet.service.signal}`,
-    actions: at(onNode, [commandLine(commands.status), commandLine(commands.signal(fleet.service.signal))]),
+    summary: gracefulRun
+      ? `record the process identity (PID + start time), then ask it to shut down: ${gracefulRun}`
+      : `record the process identity (PID + start time), send SIG${fleet.service.signal}`,
+    actions: [
+      ...at(onNode, [commandLine(commands.status)]),
+      gracefulRun
+        ? { on: graceful.on === 'controller' ? THIS_MACHINE : onNode, run: gracefulRun }
+        : { on: onNode, run: commandLine(commands.signal(fleet.service.signal)) },
+    ],
     deadlineMs: commandTimeoutMs,
     commandTimeoutMs,
     signal: fleet.service.signal,
+    ...(gracefulRun ? { command: { run: gracefulRun, on: graceful.on } } : {}),
   });
   steps.push({
     step: 'drain',
     summary:
-      `poll every ${formatDuration(drain.interval)} until all drain probes pass; at the deadline ` +
+      `poll every ${formatDuration(drain.interval)} until all drain probes pass` +
+      (lbSessions === 'with-drain'
+        ? ` and, beside them, until the load balancer reports 0 sessions (deadline ${formatDuration(deadlines.lbDrain)})`
+        : '') +
+      '; at the deadline ' +
       (drain.onDeadline === 'escalate' ? 'escalate' : 'halt the rollout and leave the node out of rotation'),
-    actions: probes(drain.probes),
+    actions: [...probes(drain.probes), ...(lbSessions === 'with-drain' ? at(onLb, lbRequests.state) : [])],
     deadlineMs: drain.deadline,
     intervalMs: drain.interval,
     probes: drain.probes,
     onDeadline: drain.onDeadline,
+    ...(lbSessions === 'with-drain'
+      ? { lbSessions: { deadlineMs: deadlines.lbDrain, intervalMs: drain.interval } }
+      : {}),
     commandTimeoutMs,
   });
   if (drain.onDeadline === 'escalate') {

@@ -60,7 +60,12 @@ export type PlannedStep = StepBase &
     | { [H in HookName]: { step: H; hooks: PlannedHook[] } }[HookName]
     | { step: 'deregister'; deadlineMs: number; intervalMs: number }
     | { step: 'lb-drain'; deadlineMs: number; intervalMs: number }
-    | { step: 'signal'; signal: SignalName }
+    | {
+        step: 'signal';
+        signal: SignalName;
+        /** Graceful by request: this command (placeholders filled in) instead of the signal. */
+        command?: { run: string; on: 'node' | 'controller' };
+      }
     | {
         step: 'drain';
         probes: DrainProbe[];
@@ -68,6 +73,8 @@ export type PlannedStep = StepBase &
         deadlineMs: number;
         /** At the deadline: go on to the escalate step, or fail the node (halting the rollout). */
         onDeadline: 'escalate' | 'halt';
+        /** Long-lived connections: wait beside the probes until the LB reports 0 sessions, by its own deadline. */
+        lbSessions?: { deadlineMs: number; intervalMs: number };
       }
     | { step: 'escalate'; chain: EscalationStage[]; intervalMs: number; deadlineMs: number }
     | { step: 'restart'; deadlineMs: number }

@@ -83,7 +83,7 @@ describe('graceroll restart-fleet on GitHub Actions (through the CLI)', () => {
   });
 
   it('with --json, stdout stays one JSON event per line and the workflow commands go to stderr', async () => {
-    const fleet = sleeperFleet(dir, { nodes: ['a', 'b'] });
+    const fleet = sleeperFleet(dir, { nodes: ['a', 'b', 'c'] });
     fleets.push(fleet);
     fleet.start();
     const env = actionsEnv();

@@ -32,6 +32,23 @@ describe('graceroll restart-fleet (through the CLI)', () => {
     expect(stdout).toMatch(/drain: .*\[deadline 2m\]/);
   });
 
+  it('--batch-size 100% never takes the whole fleet out: the plan caps it and says so', async () => {
+    const { code, stdout } = await runCli([
+      'restart-fleet',
+      '-c',
+      join(repoRoot, 'examples/systemd-haproxy.yaml'),
+      '--dry-run',
+      '--batch-size',
+      '100%',
+    ]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(
+      /^Notice: a batch of 3 would take every node out of rotation at once: batches of 2 instead/m,
+    );
+    expect(stdout).toContain('Batch 1: web1, web2');
+    expect(stdout).toContain('Batch 2: web3');
+  });
+
   it('--dry-run --json prints the plan as one JSON document', async () => {
     const { code, stdout } = await runCli([
       'restart-fleet',

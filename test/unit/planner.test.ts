@@ -107,3 +107,50 @@ describe('planRollout', () => {
     expect(p.nodes[0].steps.map((s) => s.step)).toEqual(['signal', 'drain', 'escalate', 'restart', 'verify']);
   });
 });
+
+describe('a safe default for maxUnavailable', () => {
+  const fleetOf = (rollout: Record<string, unknown>, count = 4) =>
+    parseFleet(
+      {
+        service: { type: 'systemd', unit: 'a.service' },
+        rollout,
+        nodes: Array.from({ length: count }, (_, i) => ({ name: `n${i + 1}` })),
+      },
+      'f',
+    );
+  const plan = (rollout: Record<string, unknown>, count?: number) => {
+    const fleet = fleetOf(rollout, count);
+    return planRollout(fleet, {
+      service: createServiceManager(fleet.service),
+      lb: createLoadBalancer(fleet.loadBalancer, {
+        local: noTransport,
+        transportTo: () => noTransport,
+        timeoutMs: 1,
+      }),
+    });
+  };
+
+  it.each([['100%'], [4], [9]])(
+    'batchSize %s never takes the whole fleet out: capped, with a notice',
+    (batchSize) => {
+      const p = plan({ batchSize });
+      expect(p.maxUnavailable).toBe(3);
+      expect(p.batches.map((b) => b.nodes.length)).toEqual([3, 1]);
+      expect(p.notices).toEqual([
+        expect.stringMatching(/would take every node out of rotation at once: batches of 3/),
+      ]);
+    },
+  );
+
+  it('taking every node out needs maxUnavailable set that high, and the plan says so', () => {
+    const p = plan({ batchSize: '100%', maxUnavailable: '100%' });
+    expect(p.maxUnavailable).toBe(4);
+    expect(p.batches.map((b) => b.nodes.length)).toEqual([4]);
+    expect(p.notices).toEqual(['rollout.maxUnavailable lets all 4 nodes be out of rotation at once']);
+  });
+
+  it('a batch below the fleet size is left as it is; a one-node fleet rolls its node', () => {
+    expect(plan({ batchSize: 2 })).toMatchObject({ maxUnavailable: 2, notices: [] });
+    expect(plan({ batchSize: 1 }, 1)).toMatchObject({ maxUnavailable: 1, notices: [] });
+  });
+});

@@ -447,7 +447,10 @@ export const fleetSchema = z
         settle: duration.default('0s'),
         /** Nodes that may fail before the rollout halts (0: halt at the first failure). */
         maxFailures: countOrPercent.default(0),
-        /** Most nodes out of rotation at any moment, failed ones included (default: the batch size). */
+        /**
+         * Most nodes out of rotation at any moment, failed ones included. Default: the batch size, but
+         * never the whole fleet (a larger batch is capped with a notice); 100% allows every node at once.
+         */
         maxUnavailable: countOrPercent.optional(),
         /**
          * After the canary batch: `confirm` asks on a terminal (--yes skips the question), a duration

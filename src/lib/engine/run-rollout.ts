@@ -56,6 +56,7 @@ export async function runRollout(
       nodes: plan.nodes.map((n) => n.node.name),
       batches: plan.batches.map((b) => b.nodes),
     });
+    for (const message of plan.notices) emit({ kind: 'warning', message });
 
     const checks = await preflight(parts, abort);
     const blocking = checks.flatMap((c) => c.blocking);

@@ -32,6 +32,7 @@ export function writePlan(plan: RolloutPlan, write: (text: string) => void): voi
     [
       `Rollout deadline ${formatDuration(plan.rolloutDeadlineMs)}; at most ${plan.maxUnavailable} node(s) out of rotation at once; halts after ${plan.maxFailures + 1} failed node(s).`,
       `Lock: ${plan.lock.path} on ${plan.lock.on} (heartbeat every ${formatDuration(plan.lock.heartbeatMs)}, stale after ${formatDuration(plan.lock.staleAfterMs)}).`,
+      ...plan.notices.map((notice) => chalk.yellow(`Notice: ${notice}.`)),
       'Preflight (read-only):',
       ...plan.preflight.map((check) => `  - ${check}`),
       '',

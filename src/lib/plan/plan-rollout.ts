@@ -184,11 +184,39 @@ function planNode(fleet: Fleet, node: FleetNode, parts: PlanParts): NodePlan {
   };
 }
 
+/**
+ * How many nodes may be out of rotation at once. By default the batch size, but never the whole fleet:
+ * a batch size (or --batch-size) that would take every node out is capped, with a notice; taking every
+ * node out needs rollout.maxUnavailable set that high, and the plan says so.
+ */
+function unavailability(fleet: Fleet): {
+  maxUnavailable: number;
+  batchSize: number | string;
+  notices: string[];
+} {
+  const total = fleet.nodes.length;
+  const batch = resolveCount(fleet.rollout.batchSize, total, 1);
+  const notices: string[] = [];
+  if (fleet.rollout.maxUnavailable !== undefined) {
+    const max = resolveCount(fleet.rollout.maxUnavailable, total, 1);
+    if (max >= total && total > 1)
+      notices.push(`rollout.maxUnavailable lets all ${total} nodes be out of rotation at once`);
+    return { maxUnavailable: max, batchSize: fleet.rollout.batchSize, notices };
+  }
+  const max = Math.min(batch, Math.max(1, total - 1));
+  if (max < batch)
+    notices.push(
+      `a batch of ${batch} would take every node out of rotation at once: batches of ${max} instead (set rollout.maxUnavailable: 100% to allow it)`,
+    );
+  return { maxUnavailable: max, batchSize: max < batch ? max : fleet.rollout.batchSize, notices };
+}
+
 /** The whole rollout as data: batches and each node's steps with their exact commands. No I/O. */
 export function planRollout(fleet: Fleet, parts: PlanParts): RolloutPlan {
+  const { maxUnavailable, batchSize, notices } = unavailability(fleet);
   const batches = computeBatches(
     fleet.nodes.map((n) => n.name),
-    fleet.rollout.batchSize,
+    batchSize,
     fleet.rollout.canary,
   );
   const pause = fleet.rollout.pauseAfterCanary;
@@ -215,11 +243,8 @@ export function planRollout(fleet: Fleet, parts: PlanParts): RolloutPlan {
     })),
     nodes: fleet.nodes.map((node) => planNode(fleet, node, parts)),
     maxFailures: resolveCount(fleet.rollout.maxFailures, fleet.nodes.length),
-    maxUnavailable: resolveCount(
-      fleet.rollout.maxUnavailable ?? fleet.rollout.batchSize,
-      fleet.nodes.length,
-      1,
-    ),
+    maxUnavailable,
+    notices,
     forced: { then: fleet.drain.onForced, isOk: fleet.drain.forcedIsOk },
     rolloutDeadlineMs: fleet.deadlines.rollout,
   };

@@ -128,6 +128,8 @@ export interface RolloutPlan {
   maxFailures: number;
   /** Most nodes out of rotation at any moment, failed ones included. */
   maxUnavailable: number;
+  /** What the plan changed or allows that the operator should know (a capped batch size). */
+  notices: string[];
   /** After a batch with a forced drain: go on or halt; and whether the run may still end ok. */
   forced: { then: 'continue' | 'halt'; isOk: boolean };
   rolloutDeadlineMs: number;

@@ -22,6 +22,22 @@ function rollUntil(args: string[], when: (event: Record<string, unknown>) => boo
   return { run, reached };
 }
 
+/** Starts a roll, and kill -9s graceroll while b drains (a is done): the journal says b is in flight. */
+async function killMidRoll(): Promise<string> {
+  fleet = new SleeperFleet();
+  const config = fleet.config('', { slowDrain: 'yes' });
+  fleet.start();
+  fleet.touch('a.drained');
+  const { run, reached } = rollUntil(
+    ['restart-fleet', '-c', config, '--json'],
+    (e) => e.kind === 'step-start' && e.node === 'b' && e.step === 'drain',
+  );
+  await reached;
+  run.child.kill('SIGKILL');
+  await run.done;
+  return config;
+}
+
 describe('journal', () => {
   it('records every node as it goes, readable as JSON and as a log', async () => {
     fleet = new SleeperFleet();
@@ -41,17 +57,7 @@ describe('journal', () => {
   });
 
   it('survives kill -9 of graceroll: the node in flight is recorded out of rotation, and --resume finishes the roll', async () => {
-    fleet = new SleeperFleet();
-    const config = fleet.config('', { slowDrain: 'yes' });
-    fleet.start();
-    fleet.touch('a.drained');
-    const { run, reached } = rollUntil(
-      ['restart-fleet', '-c', config, '--json'],
-      (e) => e.kind === 'step-start' && e.node === 'b' && e.step === 'drain',
-    );
-    await reached;
-    run.child.kill('SIGKILL');
-    await run.done;
+    const config = await killMidRoll();
     const journal = fleet.journal();
     expect(journal.status).toBe('running');
     expect(journal.nodes.a).toMatchObject({ state: 'done', inRotation: true });
@@ -86,21 +92,6 @@ describe('journal', () => {
 });
 
 describe('journal identity', () => {
-  async function killMidRoll(): Promise<string> {
-    fleet = new SleeperFleet();
-    const config = fleet.config('', { slowDrain: 'yes' });
-    fleet.start();
-    fleet.touch('a.drained');
-    const { run, reached } = rollUntil(
-      ['restart-fleet', '-c', config, '--json'],
-      (e) => e.kind === 'step-start' && e.node === 'b' && e.step === 'drain',
-    );
-    await reached;
-    run.child.kill('SIGKILL');
-    await run.done;
-    return config;
-  }
-
   it('--resume refuses a journal written for another version of the config, touching nothing', async () => {
     const config = await killMidRoll();
     writeFileSync(config, `${readFileSync(config, 'utf8')}# edited after the run\n`);

@@ -26,6 +26,12 @@ const count = (outcome: ScenarioOutcome) => {
   if (outcome.journalFailed) journalFailures += 1;
 };
 
+// A rejection nobody handles would crash a real run of graceroll: here it is a bug to report, by case.
+const unhandled: string[] = [];
+process.on('unhandledRejection', (error) => {
+  unhandled.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
+});
+
 const started = performance.now();
 // The cases wait on timers, not on the CPU: several independent runs share the event loop.
 const shares = Array.from(
@@ -56,6 +62,10 @@ console.log(
 console.log(
   `  nodes left out of rotation and named: ${leftOut}; runs whose journal failed: ${journalFailures}`,
 );
+if (unhandled.length) {
+  console.log(`\nUNHANDLED REJECTIONS (${unhandled.length}), the first:\n${unhandled[0]}`);
+  process.exitCode = 1;
+}
 const failed = results.find((r) => r.failed);
 if (failed) {
   const i = results.indexOf(failed);
@@ -66,6 +76,6 @@ if (failed) {
     `\nreplay: FAULTS_SEED=${seed + i} FAULTS_PATH=${failed.counterexamplePath} npx vitest run test/unit/engine-faults.test.ts`,
   );
   process.exitCode = 1;
-} else {
+} else if (!unhandled.length) {
   console.log('  every invariant held in every case');
 }

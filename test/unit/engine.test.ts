@@ -357,3 +357,32 @@ describe('graceful by command, and long-lived connections', () => {
     expect(plan.nodes[0].steps.find((s) => s.step === 'drain')).not.toHaveProperty('lbSessions');
   });
 });
+
+describe('errors inside concurrent waits', () => {
+  it('an LB that throws while its sessions are waited for beside the drain fails the node, never the process', async () => {
+    const fake = new FakeFleet(
+      testFleet({
+        drain: {
+          interval: '5ms',
+          deadline: '100ms',
+          lbSessions: 'with-drain',
+          probes: [{ type: 'process-exited' }],
+        },
+      }),
+      { web1: { drainChecks: 6 } },
+    );
+    const state = fake.lb.state.bind(fake.lb);
+    let calls = 0;
+    fake.lb.state = (node, signal) => {
+      if (node.name === 'web1') calls += 1;
+      // web1's 3rd look (preflight, deregister, then the sessions wait beside the drain) throws.
+      if (node.name === 'web1' && calls === 3) throw new Error('LB client bug');
+      return state(node, signal);
+    };
+    const parts = fake.parts();
+    const report = await runRollout(planRollout(fake.fleet, parts), parts, never());
+    expect(report.nodes[0]).toMatchObject({ outcome: 'failed' });
+    expect(report.nodes[0].reason).toMatch(/unexpected error in drain: Error: LB client bug/);
+    expect(fake.events.filter((e) => e.kind === 'rollout-end')).toHaveLength(1);
+  });
+});

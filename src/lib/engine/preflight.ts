@@ -56,8 +56,10 @@ async function checkBounded(node: FleetNode, parts: EngineParts, signal: AbortSi
   const budget = AbortSignal.timeout(timerMs(budgetMs));
   let timer: NodeJS.Timeout | undefined;
   try {
+    const checking = checkNode(node, parts, AbortSignal.any([signal, budget]));
+    checking.catch(() => undefined); // it may fail after losing the race below
     return await Promise.race([
-      checkNode(node, parts, AbortSignal.any([signal, budget])),
+      checking,
       new Promise<NodeCheck>((resolve) => {
         timer = setTimeout(
           () =>

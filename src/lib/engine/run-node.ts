@@ -53,8 +53,11 @@ async function runStep(step: PlannedStep, run: NodeRun): Promise<void> {
   let detail = '';
   try {
     // The executor's own calls and waits stop at run.signal; the race is for one that does not listen.
+    const work = executor.run(step, run);
+    // If the race is lost, the work may still fail later: that must not become an unhandled rejection.
+    work.catch(() => undefined);
     detail = await Promise.race([
-      executor.run(step, run),
+      work,
       whenAborted(AbortSignal.timeout(timerMs(budgetMs + IGNORED_SIGNAL_GRACE_MS))),
     ]);
     ok = true;
@@ -108,10 +111,15 @@ export async function runNode(
     if (run?.deregistered) {
       try {
         const limit = timerMs(plan.restore.deadlineMs * 2 + IGNORED_SIGNAL_GRACE_MS);
-        await Promise.race([
-          restoreIfHealthy(plan, parts, report, run.oldIdentity, report.phases.signal !== undefined),
-          whenAborted(AbortSignal.timeout(limit)),
-        ]);
+        const restoring = restoreIfHealthy(
+          plan,
+          parts,
+          report,
+          run.oldIdentity,
+          report.phases.signal !== undefined,
+        );
+        restoring.catch(() => undefined);
+        await Promise.race([restoring, whenAborted(AbortSignal.timeout(limit))]);
       } catch (restoreError) {
         report.inRotation = false;
         report.action = `${plan.node.name}: its rotation state is UNKNOWN (putting it back ${restoreError instanceof StepFailed && restoreError.message === 'aborted' ? 'did not finish in time' : `failed: ${failureReason(restoreError, undefined)}`}); check it and the load balancer`;

@@ -18,6 +18,18 @@ export interface StepExecutor<S extends StepName> {
   run(step: PlannedStepOf<S>, run: NodeRun): Promise<string>;
 }
 
+type Settled<T> = { value: T } | { error: unknown };
+/** A promise that never rejects: its outcome is kept to be thrown later, where it is awaited. */
+const settle = <T>(promise: Promise<T>): Promise<Settled<T>> =>
+  promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+function unsettle<T>(settled: Settled<T>): T {
+  if ('error' in settled) throw settled.error;
+  return settled.value;
+}
+
 /** One executor per step name: a step without one is a compile error. */
 export type StepExecutors = { [S in StepName]: StepExecutor<S> };
 
@@ -120,19 +132,22 @@ export const STEP_EXECUTORS: StepExecutors = {
       // cap) ends the drain at once: waiting on would only end in escalating against whatever runs next.
       let exitedEarly: string | undefined;
       const early = new AbortController();
+      // Settled into a value at once: a rejection while the probes are still polled must not go unhandled.
       const sessionsWait = step.lbSessions
-        ? waitUntil(
-            async (s) => {
-              const state = await run.parts.lb.state(run.node, s);
-              if (!state.ok) return state;
-              const n = state.value.sessions ?? 0;
-              return n === 0 ? OK : fail(`${n} active sessions`);
-            },
-            {
-              intervalMs: step.lbSessions.intervalMs,
-              deadlineMs: step.lbSessions.deadlineMs,
-              signal: run.signal,
-            },
+        ? settle(
+            waitUntil(
+              async (s) => {
+                const state = await run.parts.lb.state(run.node, s);
+                if (!state.ok) return state;
+                const n = state.value.sessions ?? 0;
+                return n === 0 ? OK : fail(`${n} active sessions`);
+              },
+              {
+                intervalMs: step.lbSessions.intervalMs,
+                deadlineMs: step.lbSessions.deadlineMs,
+                signal: run.signal,
+              },
+            ),
           )
         : undefined;
       const outcome = await waitUntil(
@@ -163,7 +178,7 @@ export const STEP_EXECUTORS: StepExecutors = {
         },
       );
       // Long-lived connections: the LB's sessions end only after the signal, beside the probes.
-      const sessions = await sessionsWait;
+      const sessions = sessionsWait && unsettle(await sessionsWait);
       if (outcome.ok && sessions && !sessions.ok) {
         if (sessions.why === 'aborted')
           throw new StepFailed(

@@ -17,6 +17,12 @@ describe('--help (through the CLI)', () => {
     expect(stdout).toMatch(/^EXAMPLES$/m);
   });
 
+  it('-h is --help', async () => {
+    const { code, stdout } = await runCli(['restart-fleet', '-h']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^USAGE$/m);
+  });
+
   it('the shell-completion plugin is installed: `autocomplete bash` prints setup instructions', async () => {
     // It writes its completion cache under the user's cache directory: keep that in a temp dir.
     const home = tempDir('graceroll-home-');

@@ -88,6 +88,13 @@ describe('graceroll restart-fleet (through the CLI)', () => {
     expect(stderr).toMatch(/nope\.yaml: cannot read the config: no such file/);
   });
 
+  it('a config path that is a directory exits 2 with one plain sentence', async () => {
+    const { code, stderr } = await runCli(['restart-fleet', '-c', dir]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/cannot read the config: it is a directory, not a file/);
+    expect(stderr).not.toMatch(/EISDIR|\n\s+at /);
+  });
+
   it('an unknown flag exits 2', async () => {
     expect((await runCli(['restart-fleet', '--frobnicate'])).code).toBe(2);
   });

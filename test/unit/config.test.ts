@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { MAX_TIMER_MS, parseDuration, timerMs } from '../../src/lib/config/duration.js';
+import { formatDuration, MAX_TIMER_MS, parseDuration, timerMs } from '../../src/lib/config/duration.js';
 import { parseFleetYaml } from '../../src/lib/config/load-config.js';
 import { GracerollError } from '../../src/lib/exit-codes.js';
 
@@ -52,6 +52,13 @@ describe('durations', () => {
     expect(parsed.ok).toBe(false);
     expect(!parsed.ok && parsed.message).toContain(message);
   });
+  it.each([
+    [999.6, '1s'],
+    [999.4, '999ms'],
+    [90_000, '1m30s'],
+    [5_400_000, '1h30m'],
+    [MAX_TIMER_MS, '24d20h31m24s'],
+  ])('formats %d ms as %s', (ms, text) => expect(formatDuration(ms)).toBe(text));
   it('takes the longest timer Node.js holds, and no more', () => {
     expect(parseDuration('24d20h31m23s')).toMatchObject({ ok: true });
     expect(parseDuration('24d20h31m24s').ok).toBe(false);

@@ -44,7 +44,8 @@ export function parseDuration(value: string | number): DurationParse {
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
+  // 999.6 ms is shown as 1s, not as 1000ms.
+  if (Math.round(ms) < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1).replace(/\.?0+$/, '')}s`;
   const totalSeconds = Math.round(ms / 1000);
   const days = Math.floor(totalSeconds / 86_400);

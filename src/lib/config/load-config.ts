@@ -108,7 +108,14 @@ export async function loadFleet(path: string, overrides: FleetOverrides = {}): P
     text = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(error);
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory, not a file'
+            : (error as Error).message;
     throw new GracerollError([`${path}: cannot read the config: ${why}`], ExitCode.usage, [
       'pass the fleet file with --config, or run `graceroll init` to write a starter config',
     ]);

@@ -6,7 +6,8 @@ const ok = (flag: boolean) => (flag ? chalk.green('ok') : chalk.red('FAILED'));
 
 /** One line per event; the node name is in every line about a node (plain output is grepped by host). */
 export const lineFor: LineFormatters = {
-  'rollout-start': (e) => `rollout of ${e.fleet}: ${e.nodes.length} nodes in ${e.batches.length} batches`,
+  'rollout-start': (e) =>
+    `rollout of ${e.fleet}: ${e.nodes.length} node${e.nodes.length === 1 ? '' : 's'} in ${e.batches.length} batch${e.batches.length === 1 ? '' : 'es'}`,
   preflight: (e) => `${e.node} preflight ${ok(e.ok)} ${e.detail}`,
   'preflight-end': (e) =>
     e.ok

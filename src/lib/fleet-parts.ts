@@ -9,6 +9,7 @@ import { createSshConfigResolver, resolveSshTarget } from './transport/ssh-confi
 import { createSshTransport } from './transport/ssh.js';
 import type { Transport } from './transport/types.js';
 import { expandHome } from './home.js';
+import { lockHost } from './plan/where.js';
 
 export { expandHome };
 
@@ -91,7 +92,7 @@ export function buildFleetParts(
     timeoutMs: fleet.deadlines.command,
   });
   const controller = cached('controller', () => createLocalTransport('controller'));
-  const lockHost = fleet.lock.host ?? ('host' in fleet.loadBalancer ? fleet.loadBalancer.host : undefined);
+  const lockAt = lockHost(fleet);
   return {
     fleet,
     service: createServiceManager(fleet.service),
@@ -100,8 +101,8 @@ export function buildFleetParts(
     emit,
     controller,
     lockTransport: () =>
-      lockHost && fleet.transport.type === 'ssh'
-        ? cached(`lb:${lockHost}`, () => open(lockHost, lockHost))
+      lockAt && fleet.transport.type === 'ssh'
+        ? cached(`lb:${lockAt}`, () => open(lockAt, lockAt))
         : controller,
     async close() {
       await lb.close();

@@ -38,7 +38,7 @@ export function lbWhere(fleet: Fleet): string {
   return 'host' in lb && lb.host ? sshWhere(fleet, lb.host) : THIS_MACHINE;
 }
 
-/** Where the rollout lock is held (lock.ts picks the same host). */
+/** The host the rollout lock is held on (lock.host, else a load balancer reached over SSH); the plan and fleet-parts.ts both use it. */
 export function lockHost(fleet: Fleet): string | undefined {
   return fleet.lock.host ?? ('host' in fleet.loadBalancer ? fleet.loadBalancer.host : undefined);
 }
